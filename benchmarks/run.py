@@ -1,0 +1,239 @@
+"""Benchmark runner: each benchmark times a stage and its peer in the same run.
+
+Usage::
+
+    python -m benchmarks.run [--only NAME ...] [--quick]
+
+Each benchmark writes ``benchmarks/results/<name>.json`` (machine, versions,
+command, figures) and ``benchmarks/RESULTS.md`` is regenerated from every JSON
+record there, so no number in it is typed by hand. A benchmark whose answers
+differ from its peer's beyond tolerance fails loudly: a fast wrong stage must
+not "win".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS_DIR = HERE / "results"
+
+
+class BenchmarkMismatch(AssertionError):
+    """A stage's answer differs from its peer's beyond tolerance."""
+
+
+def machine() -> dict:
+    """Where the figures were measured."""
+    import torch
+
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": "cpu",
+    }
+    if torch.cuda.is_available():
+        info["device"] = torch.cuda.get_device_name(0)
+    try:
+        with open("/proc/meminfo") as fh:
+            info["memory_gb"] = round(int(fh.readline().split()[1]) / 1024**2, 1)
+    except OSError:
+        pass
+    return info
+
+
+def timed(fn: Callable[[], object], repeats: int) -> tuple[list[float], object]:
+    """Wall times of ``repeats`` calls, and the last result."""
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return times, out
+
+
+def summary(times: list[float], n: int) -> dict:
+    """Median and spread of a list of wall times for ``n`` items."""
+    t = np.asarray(times)
+    med = float(np.median(t))
+    return {
+        "n": n,
+        "repeats": len(t),
+        "median_s": med,
+        "min_s": float(t.min()),
+        "max_s": float(t.max()),
+        "per_s": n / med,
+    }
+
+
+# --------------------------------------------------------------------------- benchmarks
+def bench_photometry(quick: bool) -> dict:
+    """Synthetic photometry of 10,000 spectra x 60 bands vs speclite's get_ab_magnitudes."""
+    import torch
+
+    from jpasbatch.filters import jpas
+    from jpasbatch.photometry import SyntheticPhotometry
+
+    n = 300 if quick else 10_000
+    n_pix = 4000
+    wave = np.linspace(3000.0, 11100.0, n_pix)
+    rng = np.random.default_rng(0)
+    basis = np.cos(np.pi * np.arange(8)[:, None] * (wave - wave[0]) / (wave[-1] - wave[0]))
+    flux = (3 + 0.3 * rng.normal(size=(n, 8)) @ basis).clip(0.05) * 1e-17
+
+    seq = jpas().to_speclite()
+    t_speclite, tab = timed(lambda: seq.get_ab_magnitudes(flux, wave), 1 if quick else 2)
+    ref = np.array([np.asarray(tab[name]) for name in seq.names]).T
+
+    t0 = time.perf_counter()
+    sp = SyntheticPhotometry()
+    sp.matrix(wave)
+    setup_s = time.perf_counter() - t0
+    t_ours, res = timed(lambda: sp(wave, flux), 5)
+    dm = float(np.max(np.abs(res.mag - ref)))
+
+    ft = torch.from_numpy(flux)
+    t_torch, (_, tmag, _) = timed(lambda: sp.torch_fluxes(wave, ft), 5)
+    dm_torch = float(np.max(np.abs(tmag.numpy() - res.mag)))
+
+    # per-object redshifts: each spectrum at its own z. A 1 A rest-frame grid keeps
+    # speclite's own quadrature (which samples the curve on the spectrum grid)
+    # accurate after the (1+z) stretch, so the comparison tests us, not it.
+    n_z = min(n, 2000)
+    zs = rng.uniform(0.0, 0.3, n_z)
+    rest = np.arange(2000.0, 11101.0, 1.0)
+    basis = np.cos(np.pi * np.arange(8)[:, None] * (rest - rest[0]) / (rest[-1] - rest[0]))
+    flux_z = (3 + 0.3 * rng.normal(size=(n_z, 8)) @ basis).clip(0.05) * 1e-17
+    t_z, res_z = timed(lambda: sp(rest, flux_z, z=zs), 3)
+    # the same objects one by one through speclite, on their own observed grids
+    m = 20 if quick else 200
+    t0 = time.perf_counter()
+    ref_z = np.array(
+        [
+            [
+                float(v[0])
+                for v in seq.get_ab_magnitudes(flux_z[i] / (1 + zs[i]), rest * (1 + zs[i])).values()
+            ]
+            for i in range(m)
+        ]
+    )
+    t_speclite_z = time.perf_counter() - t0
+    dm_z = float(np.nanmax(np.abs(res_z.mag[:m] - ref_z)))
+
+    for name, value in (("numpy", dm), ("torch", dm_torch), ("per-object z", dm_z)):
+        if not value < 1e-3:
+            raise BenchmarkMismatch(f"photometry ({name}) differs from speclite by {value:.2e} mag")
+
+    ours, peer = summary(t_ours, n), summary(t_speclite, n)
+    return {
+        "name": "photometry",
+        "title": "Synthetic photometry, 60 J-PAS bands, 4,000-pixel spectra "
+        "(per-object z: 9,101-pixel rest-frame spectra)",
+        "goal": "at least 50x speclite get_ab_magnitudes, same answers to 1e-3 mag",
+        "goal_met": ours["per_s"] / peer["per_s"] >= 50 and dm < 1e-3,
+        "rows": [
+            {"what": "jpasbatch numpy (fixed grid)", **ours, "max_abs_dmag_vs_peer": dm},
+            {
+                "what": "jpasbatch torch CPU float64 (dmag vs numpy)",
+                **summary(t_torch, n),
+                "max_abs_dmag_vs_peer": dm_torch,
+            },
+            {"what": "speclite get_ab_magnitudes (peer)", **peer},
+            {
+                "what": "jpasbatch numpy, per-object z",
+                **summary(t_z, n_z),
+                "max_abs_dmag_vs_peer": dm_z,
+            },
+            {"what": "speclite, one call per z (peer)", **summary([t_speclite_z], m)},
+        ],
+        "ratio_to_peer": ours["per_s"] / peer["per_s"],
+        "ratio_to_peer_per_object_z": (n_z / np.median(t_z)) / (m / t_speclite_z),
+        "setup_s": setup_s,
+    }
+
+
+BENCHMARKS: dict[str, Callable[[bool], dict]] = {"photometry": bench_photometry}
+
+
+# --------------------------------------------------------------------------- report
+def write_results_md(results_dir: Path = RESULTS_DIR, out: Path = HERE / "RESULTS.md") -> Path:
+    """Regenerate RESULTS.md from every JSON record in ``results_dir``."""
+    lines = [
+        "# Benchmark results",
+        "",
+        "Generated by `python -m benchmarks.run` from `benchmarks/results/*.json`; do not edit.",
+        "Each stage is timed against its peer in the same run; the ratio is what to compare",
+        "across machines.",
+        "",
+    ]
+    for path in sorted(results_dir.glob("*.json")):
+        rec = json.loads(path.read_text())
+        m = rec["machine"]
+        lines += [
+            f"## {rec['title']}",
+            "",
+            f"- command: `{rec['command']}` ({rec['created']})",
+            f"- machine: {m['processor']}, {m['cpu_count']} cores, {m.get('memory_gb', '?')} GB, "
+            f"device {m['device']}; Python {m['python']}, numpy {m['numpy']}, torch {m['torch']}",
+            f"- goal: {rec['goal']} — **{'met' if rec['goal_met'] else 'NOT met'}**",
+            f"- ratio to peer: **{rec['ratio_to_peer']:.1f}x**",
+            "",
+            "| what | n | repeats | median s | min s | max s | items/s | max abs dmag vs peer |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in rec["rows"]:
+            dm = row.get("max_abs_dmag_vs_peer")
+            lines.append(
+                f"| {row['what']} | {row['n']} | {row['repeats']} | {row['median_s']:.4f} | "
+                f"{row['min_s']:.4f} | {row['max_s']:.4f} | {row['per_s']:,.0f} | "
+                f"{'' if dm is None else f'{dm:.1e}'} |"
+            )
+        extra = {k: v for k, v in rec.items() if k.startswith("ratio_to_peer_") or k == "setup_s"}
+        if extra:
+            lines += ["", ", ".join(f"{k}: {v:.3g}" for k, v in extra.items())]
+        lines.append("")
+    out.write_text("\n".join(lines))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), help="benchmarks to run")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (for testing the runner)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    for name in args.only or sorted(BENCHMARKS):
+        print(f"running {name} ...", flush=True)
+        rec = BENCHMARKS[name](args.quick)
+        rec["machine"] = machine()
+        rec["command"] = "python -m benchmarks.run " + " ".join(
+            argv if argv is not None else sys.argv[1:]
+        )
+        rec["created"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        (args.results_dir / f"{name}.json").write_text(json.dumps(rec, indent=2))
+        print(f"  ratio to peer {rec['ratio_to_peer']:.1f}x, goal met: {rec['goal_met']}")
+    out = write_results_md(args.results_dir, args.results_dir.parent / "RESULTS.md")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Synthetic photometry of :class:`Spectrum` objects into one Arrow table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from jpasbatch.photometry import SyntheticPhotometry
+from jpasbatch.spectra.spectrum import Spectrum
+
+
+def photometry_table(
+    spectra: Iterable[Spectrum],
+    photometry: SyntheticPhotometry | None = None,
+    *,
+    redshift: float | None = None,
+    max_masked: float = 0.1,
+    batch_size: int = 4096,
+) -> pa.Table:
+    """One row per spectrum: ``ID``, ``FLUX_<BAND>``, ``MAG_<BAND>``, ``COVERED_<BAND>``.
+
+    Parameters
+    ----------
+    spectra
+        Spectra in any order; consecutive spectra on the same grid are computed
+        as one batch.
+    photometry
+        The bands (default: the 60 J-PAS bands).
+    redshift
+        If given, the spectra are rest-frame templates observed at this redshift.
+    max_masked
+        Masked pixels are bridged by linear interpolation from their good
+        neighbours; a band whose response weight falls more than this fraction on
+        masked pixels is reported as not covered (NaN).
+    batch_size
+        Spectra per batch.
+
+    Returns
+    -------
+    pyarrow.Table
+        Fluxes in erg s-1 cm-2 A-1, AB magnitudes, coverage flags, and ``SOURCE``.
+    """
+    sp = SyntheticPhotometry() if photometry is None else photometry
+    parts = [
+        _batch_columns(sp, batch, redshift, max_masked) for batch in _batches(spectra, batch_size)
+    ]
+    if not parts:
+        return _empty_table(sp.bands)
+    columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return pa.table(columns)
+
+
+def _batches(spectra: Iterable[Spectrum], size: int) -> Iterator[list[Spectrum]]:
+    """Runs of consecutive spectra sharing one wavelength grid, at most ``size`` long."""
+    batch: list[Spectrum] = []
+    for spec in spectra:
+        if batch and (len(batch) == size or not _same_grid(batch[0].wavelength, spec.wavelength)):
+            yield batch
+            batch = []
+        batch.append(spec)
+    if batch:
+        yield batch
+
+
+def _same_grid(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and np.array_equal(a, b)
+
+
+def _batch_columns(
+    sp: SyntheticPhotometry, batch: list[Spectrum], redshift: float | None, max_masked: float
+) -> dict[str, np.ndarray]:
+    x = np.asarray(batch[0].wavelength, dtype=float)
+    flux = np.empty((len(batch), x.size))
+    bad = np.zeros((len(batch), x.size), dtype=bool)
+    for i, spec in enumerate(batch):
+        good = spec.good
+        bad[i] = ~good
+        flux[i] = _bridge(x, np.asarray(spec.flux, dtype=float), good)
+    # bad pixels (masked, ivar = 0, non-finite) were bridged, so the kernel sees finite flux
+    res = sp(x, flux, z=redshift)
+    covered = res.covered.copy()
+    if bad.any():
+        weight = np.abs(sp.matrix(x, 0.0 if redshift is None else redshift)[0])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = (bad @ weight) / weight.sum(axis=0)
+        covered &= ~(frac > max_masked)
+    cols: dict[str, np.ndarray] = {
+        "ID": np.array([s.id for s in batch], dtype=object),
+        "SOURCE": np.array([str(s.meta.get("source", "")) for s in batch], dtype=object),
+    }
+    for j, band in enumerate(sp.bands):
+        cols[f"FLUX_{band}"] = np.where(covered[:, j], res.flux[:, j], np.nan)
+        cols[f"MAG_{band}"] = np.where(covered[:, j], res.mag[:, j], np.nan)
+        cols[f"COVERED_{band}"] = covered[:, j]
+    return cols
+
+
+def _bridge(x: np.ndarray, flux: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """Replace bad pixels by linear interpolation between good ones."""
+    if good.all():
+        return flux
+    if not good.any():
+        return np.zeros_like(flux)
+    return np.interp(x, x[good], flux[good])
+
+
+def _empty_table(bands: list[str]) -> pa.Table:
+    fields = [pa.field("ID", pa.string()), pa.field("SOURCE", pa.string())]
+    for band in bands:
+        fields += [
+            pa.field(f"FLUX_{band}", pa.float64()),
+            pa.field(f"MAG_{band}", pa.float64()),
+            pa.field(f"COVERED_{band}", pa.bool_()),
+        ]
+    return pa.schema(fields).empty_table()

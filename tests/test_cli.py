@@ -1,0 +1,124 @@
+"""The command line, run in-process through ``main`` and once as the installed script."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from astropy.io import fits
+
+from jpasbatch.cli import main
+from jpasbatch.photometry import SyntheticPhotometry
+
+
+def write_sdss(path, loglam, flux, and_mask):
+    """A minimal SDSS spec-lite file (flux in 1e-17 erg/s/cm2/A)."""
+    primary = fits.PrimaryHDU()
+    primary.header.update(PLATEID=266, MJD=51602, FIBERID=7)
+    coadd = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="flux", array=flux.astype(np.float32), format="E"),
+            fits.Column(name="loglam", array=loglam.astype(np.float32), format="E"),
+            fits.Column(name="ivar", array=np.full(loglam.size, 1.0, np.float32), format="E"),
+            fits.Column(name="and_mask", array=and_mask.astype(np.int32), format="J"),
+        ],
+        name="COADD",
+    )
+    fits.HDUList([primary, coadd]).writeto(path)
+    return path
+
+
+def test_filters_table_csv_and_plot(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "filters",
+                "--bands",
+                "T1,rSDSS",
+                "--csv",
+                str(tmp_path / "f.csv"),
+                "--plot",
+                str(tmp_path / "f.png"),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "J0410" in out and "rSDSS" in out
+    table = pd.read_csv(tmp_path / "f.csv")
+    assert len(table) == 14 and set(table["tray"].dropna()) == {"T1"}
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_band_is_one_line_error(capsys):
+    assert main(["filters", "--bands", "J0999"]) == 2
+    err = capsys.readouterr().err
+    assert "no band 'J0999'" in err and "Traceback" not in err
+
+
+def test_photometry_of_sdss_and_table_spectra(tmp_path):
+    loglam = np.arange(np.log10(3550.0), np.log10(10400.0), 1e-4)
+    wave = 10 ** loglam.astype(np.float32).astype(float)
+    flux17 = 5.0 + 2.0 * np.sin(wave / 700.0)
+    mask = np.zeros(wave.size, int)
+    j0500 = (wave > 4900) & (wave < 5100)
+    mask[j0500] = 1  # the whole J0500 band is bad
+    sdss = write_sdss(tmp_path / "spec-0266-51602-0007.fits", loglam, flux17, mask)
+    table_file = tmp_path / "model.csv"
+    pd.DataFrame({"wavelength": wave, "flux": flux17 * 1e-17}).to_csv(table_file, index=False)
+
+    out = tmp_path / "phot.parquet"
+    assert main(["photometry", str(sdss), str(table_file), "--out", str(out)]) == 0
+    t = pq.read_table(out).to_pandas()
+    assert list(t["ID"]) == ["0266-51602-0007", "model"]
+    # the same numbers as the kernel on the same arrays (float32 round trip in FITS)
+    ref = SyntheticPhotometry()(wave, (flux17 * 1e-17)[None])
+    assert np.allclose(
+        t.loc[1, [f"MAG_{b}" for b in ref.bands]].astype(float),
+        ref.mag[0],
+        atol=1e-9,
+        equal_nan=True,
+    )
+    assert np.allclose(t.loc[0, "MAG_J0600"], ref.mag[0, ref.bands.index("J0600")], atol=1e-5)
+    # masked band reported as not covered, the model spectrum covers it
+    assert not t.loc[0, "COVERED_J0500"] and np.isnan(t.loc[0, "MAG_J0500"])
+    assert t.loc[1, "COVERED_J0500"]
+    # uJAVA starts at 3186 A, below these spectra
+    assert not t["COVERED_uJAVA"].any()
+
+
+def test_photometry_bad_file_names_the_file(tmp_path, capsys):
+    bad = tmp_path / "broken.csv"
+    bad.write_text("wavelength,flux\n4000,1e-17\n3990,1e-17\n4010,1e-17\n")
+    assert main(["photometry", str(bad), "--out", str(tmp_path / "x.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "broken.csv" in err and "increasing" in err
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_photometry_bands_and_redshift(tmp_path):
+    wave = np.arange(1000.0, 12000.0, 2.0)
+    spec = tmp_path / "flat.csv"
+    pd.DataFrame({"wavelength": wave, "flux": np.full(wave.size, 1e-17)}).to_csv(spec, index=False)
+    out = tmp_path / "p.parquet"
+    assert (
+        main(["photometry", str(spec), "--out", str(out), "--bands", "T2", "--redshift", "0.25"])
+        == 0
+    )
+    t = pq.read_table(out).to_pandas()
+    assert [c for c in t.columns if c.startswith("FLUX_")] == [f"FLUX_{b}" for b in
+        ["J0390", "J0430", "J0470", "J0510", "J0630", "J0640", "J0650", "J0660", "J0670",
+         "J0680", "J0690", "J0700", "J0710", "J0720"]]  # fmt: skip
+    fluxes = t[[c for c in t.columns if c.startswith("FLUX_")]].to_numpy()
+    assert np.allclose(fluxes, 1e-17 / 1.25, rtol=1e-10)
+
+
+def test_installed_script_help():
+    # the console script installed next to this interpreter, as a user runs it
+    script = Path(sys.executable).parent / "jpasbatch"
+    res = subprocess.run(
+        [str(script), "photometry", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "FLUX_<BAND>" in res.stdout and "--redshift" in res.stdout
