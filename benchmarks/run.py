@@ -67,7 +67,7 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[list[float], object]:
     return times, out
 
 
-def summary(times: list[float], n: int) -> dict:
+def summary_of(times: list[float], n: int) -> dict:
     """Median and spread of a list of wall times for ``n`` items."""
     t = np.asarray(times)
     med = float(np.median(t))
@@ -139,7 +139,7 @@ def bench_photometry(quick: bool) -> dict:
         if not value < 1e-3:
             raise BenchmarkMismatch(f"photometry ({name}) differs from speclite by {value:.2e} mag")
 
-    ours, peer = summary(t_ours, n), summary(t_speclite, n)
+    ours, peer = summary_of(t_ours, n), summary_of(t_speclite, n)
     return {
         "name": "photometry",
         "title": "Synthetic photometry, 60 J-PAS bands, 4,000-pixel spectra "
@@ -150,16 +150,16 @@ def bench_photometry(quick: bool) -> dict:
             {"what": "jpasbatch numpy (fixed grid)", **ours, "max_abs_dmag_vs_peer": dm},
             {
                 "what": "jpasbatch torch CPU float64 (dmag vs numpy)",
-                **summary(t_torch, n),
+                **summary_of(t_torch, n),
                 "max_abs_dmag_vs_peer": dm_torch,
             },
             {"what": "speclite get_ab_magnitudes (peer)", **peer},
             {
                 "what": "jpasbatch numpy, per-object z",
-                **summary(t_z, n_z),
+                **summary_of(t_z, n_z),
                 "max_abs_dmag_vs_peer": dm_z,
             },
-            {"what": "speclite, one call per z (peer)", **summary([t_speclite_z], m)},
+            {"what": "speclite, one call per z (peer)", **summary_of([t_speclite_z], m)},
         ],
         "ratio_to_peer": ours["per_s"] / peer["per_s"],
         "ratio_to_peer_per_object_z": (n_z / np.median(t_z)) / (m / t_speclite_z),
@@ -167,7 +167,108 @@ def bench_photometry(quick: bool) -> dict:
     }
 
 
-BENCHMARKS: dict[str, Callable[[bool], dict]] = {"photometry": bench_photometry}
+class PeakMemory:
+    """Peak resident memory of this process and all its children (Dask workers), sampled."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        import threading
+
+        import psutil
+
+        self._proc, self._interval = psutil.Process(), interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0
+            for p in [self._proc, *self._proc.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def bench_ingest(quick: bool) -> dict:
+    """Ingest of a generated 10-million-row, 60-band catalogue vs plain pyarrow read+write."""
+    import shutil
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from jpasbatch.catalog.ingest import ingest
+    from jpasbatch.catalog.random import random_catalogue
+    from jpasbatch.catalog.readers import write_archive_like
+    from jpasbatch.distributed import dask_client
+
+    n_files, per_file = (2, 10_000) if quick else (10, 1_000_000)
+    n = n_files * per_file
+    tmp = Path(tempfile.mkdtemp(prefix="jpasbatch-bench-ingest-"))
+    try:
+        files = []
+        for i in range(n_files):
+            table = random_catalogue(per_file, seed=i, tile_id=2241 + i, bad_fraction=0.01)
+            files.append(
+                write_archive_like(
+                    tmp / f"tile{i:02d}.parquet", table, layout="array", fmt="parquet"
+                )
+            )
+            del table
+
+        def plain_copy() -> None:
+            # the peer: stream the same rows through pyarrow, read and write, no checks
+            for path in files:
+                src = pq.ParquetFile(path)
+                with pq.ParquetWriter(tmp / "copy.parquet", src.schema_arrow) as writer:
+                    for batch in src.iter_batches(batch_size=200_000):
+                        writer.write_batch(batch)
+
+        t_peer, _ = timed(plain_copy, 1 if not quick else 2)
+        with dask_client() as client, PeakMemory() as mem:
+            t0 = time.perf_counter()
+            summary = ingest(files, tmp / "catalog", client=client, progress=False)
+            t_ours = [time.perf_counter() - t0]
+        if summary.rows_in != n or summary.rows_in != summary.rows_kept + summary.rows_rejected:
+            raise BenchmarkMismatch(f"ingest lost rows: {summary}")
+        input_gb = sum(p.stat().st_size for p in files) / 1e9
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    ours, peer = summary_of(t_ours, n), summary_of(t_peer, n)
+    peak_gb = mem.peak / 1e9
+    return {
+        "name": "ingest",
+        "title": f"Ingest: {n:,} rows x 60 bands (flux + error), {n_files} Parquet files, "
+        f"{input_gb:.1f} GB",
+        "goal": "peak memory under 6 GB on 2 cores; report rows/s and ratio to plain pyarrow",
+        "goal_met": peak_gb < 6,
+        "rows": [
+            {"what": "jpasbatch ingest (validate, cut, HATS partition)", **ours},
+            {"what": "pyarrow read + write (peer)", **peer},
+        ],
+        "ratio_to_peer": ours["per_s"] / peer["per_s"],
+        "peak_memory_gb": peak_gb,
+        "partitions": summary.partitions,
+        "rows_rejected": summary.rows_rejected,
+    }
+
+
+BENCHMARKS: dict[str, Callable[[bool], dict]] = {
+    "photometry": bench_photometry,
+    "ingest": bench_ingest,
+}
 
 
 # --------------------------------------------------------------------------- report
@@ -203,7 +304,18 @@ def write_results_md(results_dir: Path = RESULTS_DIR, out: Path = HERE / "RESULT
                 f"{row['min_s']:.4f} | {row['max_s']:.4f} | {row['per_s']:,.0f} | "
                 f"{'' if dm is None else f'{dm:.1e}'} |"
             )
-        extra = {k: v for k, v in rec.items() if k.startswith("ratio_to_peer_") or k == "setup_s"}
+        skip = {
+            "name",
+            "title",
+            "goal",
+            "goal_met",
+            "rows",
+            "ratio_to_peer",
+            "machine",
+            "command",
+            "created",
+        }
+        extra = {k: v for k, v in rec.items() if k not in skip}
         if extra:
             lines += ["", ", ".join(f"{k}: {v:.3g}" for k, v in extra.items())]
         lines.append("")

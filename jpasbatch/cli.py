@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from jpasbatch import __version__
 from jpasbatch.errors import JpasBatchError
 
@@ -104,6 +106,75 @@ def _run_photometry(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_ingest(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ingest",
+        help="validate, cut and HEALPix-partition survey catalogues",
+        description="Read catalogues in the CEFCA archive layout (FITS, CSV, Parquet; flux "
+        "and relative-error arrays or one column per band), apply the quality cuts and "
+        "write a HATS catalogue (open it with lsdb.open_catalog(OUT)) plus OUT/rejects/ "
+        "with one row per removed input row and its reason. Rows in = rows kept + rows "
+        "rejected is checked on every run.",
+    )
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="catalogue files")
+    p.add_argument("--out", required=True, type=Path, help="output folder (the HATS catalogue)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted ingest in OUT")
+    p.add_argument(
+        "--columns",
+        type=Path,
+        metavar="YAML",
+        help="column mapping for other layouts (keys: tile_id, number, ra, dec, flags, "
+        "mask_flags, class_star, flux, relerr, band_pattern, object_id)",
+    )
+    p.add_argument("--min-bands", type=int, default=50, help="minimum observed bands (50)")
+    p.add_argument("--no-flags-cut", action="store_true", help="keep rows with FLAGS != 0")
+    p.add_argument(
+        "--no-mask-flags-cut", action="store_true", help="keep rows with MASK_FLAGS != 0"
+    )
+    p.add_argument(
+        "--min-class-star", type=float, default=None, help="keep only CLASS_STAR >= this"
+    )
+    p.add_argument(
+        "--max-rows", type=int, default=1_000_000, help="maximum rows per HEALPix partition"
+    )
+    p.add_argument("--chunk-rows", type=int, default=200_000, help="rows read at a time")
+    p.add_argument("--dask-address", help="scheduler address of a running Dask cluster")
+    p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: cores)")
+    p.set_defaults(func=_run_ingest)
+
+
+def _run_ingest(args: argparse.Namespace) -> int:
+    import yaml
+
+    from jpasbatch.catalog.cuts import QualityCuts
+    from jpasbatch.catalog.ingest import ingest
+    from jpasbatch.catalog.readers import ColumnMap
+    from jpasbatch.distributed import dask_client
+
+    columns = (
+        ColumnMap.from_dict(yaml.safe_load(args.columns.read_text())) if args.columns else None
+    )
+    cuts = QualityCuts(
+        flags=not args.no_flags_cut,
+        mask_flags=not args.no_mask_flags_cut,
+        min_bands=args.min_bands,
+        min_class_star=args.min_class_star,
+    )
+    with dask_client(address=args.dask_address, n_workers=args.workers) as client:
+        summary = ingest(
+            args.inputs,
+            args.out,
+            columns=columns,
+            cuts=cuts,
+            max_rows_per_partition=args.max_rows,
+            chunk_rows=args.chunk_rows,
+            resume=args.resume,
+            client=client,
+        )
+    print(summary.to_text())
+    return 0
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
@@ -138,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_filters(sub)
     _add_photometry(sub)
+    _add_ingest(sub)
     _add_demo(sub)
     return parser
 
@@ -147,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (JpasBatchError, KeyError) as exc:
+    except (JpasBatchError, KeyError, ValidationError) as exc:
         # bad input, located by the library: one line, no traceback
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"jpasbatch {args.command}: error: {msg}", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""The catalogue layer: schemas, readers, quality cuts, partitioned ingestion."""

@@ -1,0 +1,327 @@
+"""Ingest survey catalogues into a HATS catalogue plus a rejects table.
+
+Two stages, both resumable:
+
+1. **validate**: each input file is streamed in chunks; every chunk is checked
+   and cut, its kept rows and its rejects (with reasons) are written as Parquet
+   files, atomically, and a marker records the chunk as done. Memory stays at a
+   few chunks whatever the catalogue size. Duplicate ids are then found with one
+   global sort of the kept ids (the first occurrence is kept).
+2. **partition**: hats-import, on the Dask cluster, maps the kept rows onto
+   HEALPix pixels and writes the HATS catalogue with at most
+   ``max_rows_per_partition`` rows per pixel.
+
+The output folder is the HATS catalogue itself (``lsdb.open_catalog(DIR)``), with
+``rejects/`` (one row per removed input row, schema ``REJECTS``) and
+``ingest_summary.json`` beside the HATS files. Rows in = rows kept + rows
+rejected is checked from the files written, on every run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from jpasbatch.catalog.cuts import REASONS, QualityCuts, reject_reasons
+from jpasbatch.catalog.readers import ColumnMap, count_rows, iter_catalogue
+from jpasbatch.catalog.schemas import OBSERVED, REJECTS
+from jpasbatch.errors import JpasBatchError
+from jpasbatch.provenance import file_sha256, provenance
+
+WORK = "_ingest_work"
+#: Input row of each kept row, carried in the intermediate files only.
+_ROW = "_SOURCE_ROW"
+SUMMARY = "ingest_summary.json"
+
+
+@dataclass
+class IngestSummary:
+    """What an ingest did; written as ``ingest_summary.json``."""
+
+    rows_in: int
+    rows_kept: int
+    rows_rejected: int
+    rejected_by_reason: dict[str, int]
+    partitions: int
+    chunks_resumed: int
+    catalog: str
+    rejects: str
+    provenance: dict = field(default_factory=dict)
+
+    def to_text(self) -> str:
+        """The summary as a person reads it."""
+        lines = [
+            f"rows in:       {self.rows_in:,}",
+            f"rows kept:     {self.rows_kept:,}",
+            f"rows rejected: {self.rows_rejected:,}",
+        ]
+        lines += [f"  {k:<15}{v:,}" for k, v in sorted(self.rejected_by_reason.items())]
+        lines += [
+            f"partitions:    {self.partitions}",
+            f"chunks resumed from an earlier run: {self.chunks_resumed}",
+            f"catalogue:     {self.catalog}",
+            f"rejects:       {self.rejects}",
+        ]
+        return "\n".join(lines)
+
+
+class RowConservationError(JpasBatchError):
+    """Rows in != rows kept + rows rejected: something was lost or duplicated."""
+
+
+def ingest(
+    inputs: list[str | Path],
+    out: str | Path,
+    *,
+    columns: ColumnMap | None = None,
+    cuts: QualityCuts | None = None,
+    max_rows_per_partition: int = 1_000_000,
+    chunk_rows: int = 200_000,
+    highest_order: int = 10,
+    resume: bool = False,
+    client=None,
+    progress: bool = True,
+) -> IngestSummary:
+    """Validate, cut and HEALPix-partition survey catalogues.
+
+    Parameters
+    ----------
+    inputs
+        Catalogue files (FITS, CSV, Parquet; CEFCA archive layout or ``columns``).
+    out
+        Output folder: becomes the HATS catalogue.
+    columns
+        Where each quantity is in the input files.
+    cuts
+        Quality cuts (default: FLAGS == 0, MASK_FLAGS == 0, >= 50 bands).
+    max_rows_per_partition
+        HATS pixel threshold.
+    chunk_rows
+        Rows per validation chunk (bounds memory).
+    highest_order
+        Deepest HEALPix order a partition may have.
+    resume
+        Continue an interrupted ingest in ``out``: finished chunks and finished
+        hats-import stages are not redone. Without it, ``out`` is replaced.
+    client
+        A ``dask.distributed.Client``; a local cluster is started if None.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    IngestSummary
+    """
+    out = Path(out)
+    columns = columns or ColumnMap()
+    cuts = cuts or QualityCuts()
+    inputs = [Path(p) for p in inputs]
+    if resume and (out / SUMMARY).exists():
+        return IngestSummary(**json.loads((out / SUMMARY).read_text()))
+    if not resume and out.exists():
+        shutil.rmtree(out)
+    work = out / WORK
+    for sub in ("kept", "done"):
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    (out / "rejects").mkdir(parents=True, exist_ok=True)
+
+    prov = provenance(
+        inputs={str(p): file_sha256(p) for p in inputs},
+        parameters={
+            "columns": asdict(columns),
+            "cuts": cuts.model_dump(),
+            "max_rows_per_partition": max_rows_per_partition,
+            "chunk_rows": chunk_rows,
+            "highest_order": highest_order,
+        },
+    )
+    rows_in, resumed = _validate_chunks(inputs, out, columns, cuts, chunk_rows, progress)
+    _reject_duplicates(out)
+    kept_files = sorted(
+        p for p in (work / "kept").glob("*.parquet") if pq.read_metadata(p).num_rows
+    )
+    if not kept_files:
+        raise JpasBatchError(f"no row of {rows_in} passed the cuts; see {out / 'rejects'}")
+    _partition(kept_files, out, work, max_rows_per_partition, highest_order, prov, client, progress)
+    summary = _summarise(out, rows_in, resumed, prov)
+    shutil.rmtree(work)
+    (out / SUMMARY).write_text(json.dumps(asdict(summary), indent=1))
+    return summary
+
+
+# --------------------------------------------------------------------------- stage 1
+def _validate_chunks(
+    inputs: list[Path],
+    out: Path,
+    columns: ColumnMap,
+    cuts: QualityCuts,
+    chunk_rows: int,
+    progress: bool,
+) -> tuple[int, int]:
+    """Cut every chunk of every input; returns the input rows and the chunks resumed."""
+    work = out / WORK
+    total = sum(count_rows(p, columns) for p in inputs)
+    bar = tqdm(total=total, desc="validate", unit="row", disable=not progress, unit_scale=True)
+    rows_in = resumed = 0
+    for i, path in enumerate(inputs):
+        for j, (start, table) in enumerate(iter_catalogue(path, columns, chunk_rows)):
+            key = f"f{i:04d}-c{j:06d}"
+            marker = work / "done" / f"{key}.json"
+            rows_in += table.num_rows
+            bar.update(table.num_rows)
+            if marker.exists():  # finished in an earlier run
+                resumed += 1
+                continue
+            reason = reject_reasons(table, cuts)
+            keep = reason == ""
+            rows = start + np.arange(table.num_rows)
+            # the input row travels with each kept row until partitioning, so a
+            # later duplicate can still be reported with its place in the input
+            kept = table.filter(pa.array(keep)).append_column(_ROW, pa.array(rows[keep]))
+            _atomic_parquet(kept, work / "kept" / f"{key}.parquet")
+            _atomic_parquet(
+                _rejects_table(
+                    path,
+                    rows[~keep],
+                    table.column("OBJECT_ID").filter(pa.array(~keep)),
+                    reason[~keep],
+                ),
+                out / "rejects" / f"{key}.parquet",
+            )
+            marker.write_text(json.dumps({"rows": table.num_rows, "source": str(path)}))
+    bar.close()
+    return rows_in, resumed
+
+
+def _rejects_table(path: Path, rows: np.ndarray, ids: pa.Array, reasons: np.ndarray) -> pa.Table:
+    return pa.table(
+        {
+            "SOURCE_FILE": pa.array([str(path)] * len(rows), pa.string()),
+            "SOURCE_ROW": pa.array(rows, pa.int64()),
+            "OBJECT_ID": ids.cast(pa.int64()),
+            "REASON": pa.array(list(reasons), pa.string()),
+            "DETAIL": pa.array([REASONS[r] for r in reasons], pa.string()),
+        },
+        schema=REJECTS,
+    )
+
+
+def _reject_duplicates(out: Path) -> None:
+    """Move every repeat of an OBJECT_ID (after its first occurrence) to the rejects.
+
+    Idempotent, so an interrupted run can simply redo it: a chunk's duplicates
+    are written to their own rejects file before the kept file loses them.
+    """
+    work = out / WORK
+    if (work / "dedup.done").exists():
+        return
+    files = sorted((work / "kept").glob("*.parquet"))
+    ids = [pq.read_table(p, columns=["OBJECT_ID"]).column(0).to_numpy() for p in files]
+    all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    # a stable sort keeps input order among equal ids: the first occurrence stays
+    order = np.argsort(all_ids, kind="stable")
+    repeat = np.zeros(all_ids.size, bool)
+    repeat[order[1:]] = all_ids[order[1:]] == all_ids[order[:-1]]
+    bounds = np.cumsum([0] + [a.size for a in ids])
+    for k, path in enumerate(files):
+        rep = repeat[bounds[k] : bounds[k + 1]]
+        if not rep.any():
+            continue
+        table = pq.read_table(path)
+        source = json.loads((work / "done" / f"{path.stem}.json").read_text())["source"]
+        dup = table.filter(pa.array(rep))
+        _atomic_parquet(
+            _rejects_table(
+                Path(source),
+                dup.column(_ROW).to_numpy(),
+                dup.column("OBJECT_ID"),
+                np.full(dup.num_rows, "DUPLICATE_ID", dtype=object),
+            ),
+            out / "rejects" / f"{path.stem}-dup.parquet",
+        )
+        _atomic_parquet(table.filter(pa.array(~rep)), path)
+    (work / "dedup.done").write_text("")
+
+
+def _atomic_parquet(table: pa.Table, path: Path) -> None:
+    """Write then rename, so a killed run never leaves a half-written file."""
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- stage 2
+def _partition(
+    kept_files: list[Path],
+    out: Path,
+    work: Path,
+    max_rows: int,
+    highest_order: int,
+    prov: dict,
+    client,
+    progress: bool,
+) -> None:
+    from hats_import.catalog.arguments import ImportArguments
+    from hats_import.catalog.file_readers.parquet import ParquetPyarrowReader
+    from hats_import.pipeline import pipeline_with_client
+
+    from jpasbatch.distributed import dask_client
+
+    schema_file = work / "schema.parquet"
+    pq.write_table(OBSERVED.empty_table(), schema_file)
+    args = ImportArguments(
+        output_path=str(out.parent),
+        output_artifact_name=out.name,
+        input_file_list=[str(p) for p in kept_files],
+        file_reader=ParquetPyarrowReader(column_names=OBSERVED.names),
+        ra_column="ALPHA_J2000",
+        dec_column="DELTA_J2000",
+        sort_columns="OBJECT_ID",
+        pixel_threshold=max_rows,
+        highest_healpix_order=highest_order,
+        use_schema_file=str(schema_file),
+        # we decide fresh-vs-resume ourselves (hats-import would wipe `out`)
+        resume=True,
+        tmp_dir=str(work / "hats"),
+        progress_bar=progress,
+        simple_progress_bar=True,
+        addl_hats_properties={"jpasbatch_provenance": json.dumps(prov, separators=(",", ":"))},
+    )
+    with dask_client(client) as c:
+        pipeline_with_client(args, c)
+
+
+# --------------------------------------------------------------------------- summary
+def _summarise(out: Path, rows_in: int, resumed: int, prov: dict) -> IngestSummary:
+    import hats
+
+    catalog = hats.read_hats(out)
+    rows_kept = int(catalog.catalog_info.total_rows)
+    reasons = Counter()
+    for path in (out / "rejects").glob("*.parquet"):
+        reasons.update(pq.read_table(path, columns=["REASON"]).column(0).to_pylist())
+    rows_rejected = sum(reasons.values())
+    if rows_in != rows_kept + rows_rejected:
+        raise RowConservationError(
+            f"rows in ({rows_in}) != rows kept ({rows_kept}) + rows rejected ({rows_rejected})"
+        )
+    return IngestSummary(
+        rows_in=rows_in,
+        rows_kept=rows_kept,
+        rows_rejected=rows_rejected,
+        rejected_by_reason=dict(reasons),
+        partitions=len(catalog.get_healpix_pixels()),
+        chunks_resumed=resumed,
+        catalog=str(out),
+        rejects=str(out / "rejects"),
+        provenance=prov,
+    )

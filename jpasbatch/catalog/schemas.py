@@ -1,0 +1,183 @@
+"""Explicit Arrow schemas of every table jpasbatch reads or writes.
+
+One schema per product: the observed catalogue (CEFCA archive columns, one
+column per band), the mock catalogue (photometry plus labels, weights, split),
+the value-added catalogue and the rejects table. Units and descriptions live in
+each field's metadata, so they travel inside every Parquet file. ``export`` writes
+them as JSON into ``schemas/``; ``validate`` checks a table against one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jpasbatch.errors import InputError
+from jpasbatch.filters import jpas
+
+#: The J-PAS bands, in archive order: the order of every per-band column.
+BANDS: tuple[str, ...] = tuple(jpas().names)
+
+FLUX_UNIT = "erg s-1 cm-2 A-1"
+
+
+def _f(name: str, type_: pa.DataType, unit: str = "", description: str = "", nullable=True):
+    meta = {"unit": unit, "description": description}
+    return pa.field(name, type_, nullable=nullable, metadata={k: v for k, v in meta.items() if v})
+
+
+def flux_column(band: str) -> str:
+    """Name of a band's flux column."""
+    return f"FLUX_{band}"
+
+
+def relerr_column(band: str) -> str:
+    """Name of a band's relative flux error column."""
+    return f"FLUX_RELERR_{band}"
+
+
+def _photometry_fields(bands: tuple[str, ...] = BANDS) -> list[pa.Field]:
+    fields = []
+    for band in bands:
+        fields.append(
+            _f(flux_column(band), pa.float32(), FLUX_UNIT, f"aperture-corrected flux in {band}")
+        )
+    for band in bands:
+        fields.append(
+            _f(relerr_column(band), pa.float32(), "", f"relative flux error in {band} (err / flux)")
+        )
+    return fields
+
+
+_ID = _f("OBJECT_ID", pa.int64(), "", "unique id: TILE_ID * 1e6 + NUMBER", nullable=False)
+_COORDS = [
+    _f("ALPHA_J2000", pa.float64(), "deg", "right ascension (J2000)"),
+    _f("DELTA_J2000", pa.float64(), "deg", "declination (J2000)"),
+]
+
+#: Observed (survey) catalogue after ingestion.
+OBSERVED = pa.schema(
+    [
+        _ID,
+        _f("TILE_ID", pa.int32(), "", "CEFCA reference tile id"),
+        _f("NUMBER", pa.int32(), "", "object number within the tile"),
+        *_COORDS,
+        _f("FLAGS", pa.int32(), "", "SExtractor flags (OR over bands for per-band arrays)"),
+        _f("MASK_FLAGS", pa.int32(), "", "CEFCA mask flags (OR over bands for per-band arrays)"),
+        _f("CLASS_STAR", pa.float32(), "", "SExtractor stellarity, 1 = point-like"),
+        *_photometry_fields(),
+    ],
+    metadata={"product": "observed", "bands": ",".join(BANDS)},
+)
+
+#: Mock catalogue: photometry plus truth labels, sampling weight and split.
+MOCK = pa.schema(
+    [
+        _ID,
+        *_photometry_fields(),
+        _f("CLASS", pa.string(), "", "STAR, GALAXY, QSO_LOW or QSO_HIGH"),
+        _f("Z", pa.float64(), "", "true redshift"),
+        _f("MAG_R", pa.float32(), "mag", "true rSDSS AB magnitude"),
+        _f("WEIGHT", pa.float64(), "", "sampling weight (each class sums to 1/3)"),
+        _f("SPLIT", pa.string(), "", "train, validation or test"),
+    ],
+    metadata={"product": "mock", "bands": ",".join(BANDS)},
+)
+
+CLASSES: tuple[str, ...] = ("STAR", "GALAXY", "QSO_LOW", "QSO_HIGH")
+
+#: Value-added catalogue (columns named as in the OJALA VAC where one exists).
+VAC = pa.schema(
+    [
+        _ID,
+        *_COORDS,
+        *[_f(f"P_{c}", pa.float32(), "", f"probability of class {c}") for c in CLASSES],
+        _f("CLASS", pa.string(), "", "most probable class"),
+        _f("ENTROPY", pa.float32(), "bit", "entropy of the class probabilities (log2)"),
+        _f("Z_PHOT", pa.float32(), "", "photometric redshift"),
+        _f("Z_PHOT_ERR", pa.float32(), "", "photometric redshift error"),
+        _f("QUALITY", pa.int32(), "", "bit flags: 1 = few bands, 2 = outside training range"),
+    ],
+    metadata={"product": "vac"},
+)
+
+#: One row per input row that did not make it into the output, with the reason.
+REJECTS = pa.schema(
+    [
+        _f("SOURCE_FILE", pa.string(), "", "input file", nullable=False),
+        _f("SOURCE_ROW", pa.int64(), "", "zero-based data row in the input file", nullable=False),
+        _f("OBJECT_ID", pa.int64(), "", "object id, if it could be formed"),
+        _f("REASON", pa.string(), "", "reason code", nullable=False),
+        _f("DETAIL", pa.string(), "", "what exactly was wrong"),
+    ],
+    metadata={"product": "rejects"},
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "observed": OBSERVED,
+    "mock": MOCK,
+    "vac": VAC,
+    "rejects": REJECTS,
+}
+
+
+def to_json(schema: pa.Schema) -> dict:
+    """A JSON-friendly description: field name, Arrow type, nullability, unit, description."""
+    fields = []
+    for f in schema:
+        meta = {k.decode(): v.decode() for k, v in (f.metadata or {}).items()}
+        fields.append({"name": f.name, "type": str(f.type), "nullable": f.nullable, **meta})
+    meta = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
+    return {"metadata": meta, "fields": fields}
+
+
+def export(directory: str | Path) -> list[Path]:
+    """Write every schema as ``<name>.schema.json`` into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, schema in SCHEMAS.items():
+        path = directory / f"{name}.schema.json"
+        path.write_text(json.dumps(to_json(schema), indent=1) + "\n")
+        paths.append(path)
+    return paths
+
+
+def validate(table: pa.Table | pa.RecordBatch, schema: pa.Schema, path: str | Path | None = None):
+    """Check that ``table`` has every field of ``schema`` with the same type.
+
+    Extra columns are allowed (they pass through); missing columns, wrong types
+    and nulls in non-nullable fields raise :class:`InputError` naming the column.
+    """
+    names = set(table.schema.names)
+    for field in schema:
+        if field.name not in names:
+            raise InputError(
+                f"missing column for the {_product(schema)} schema", path=path, column=field.name
+            )
+        got = table.schema.field(field.name).type
+        if got != field.type:
+            raise InputError(f"has type {got}, expected {field.type}", path=path, column=field.name)
+        if not field.nullable:
+            col = table.column(field.name)
+            if col.null_count:
+                row = int(pc.index(col.is_null(), True).as_py())
+                raise InputError(
+                    "null in a column that must not have nulls",
+                    path=path,
+                    column=field.name,
+                    row=row,
+                )
+
+
+def _product(schema: pa.Schema) -> str:
+    return (schema.metadata or {}).get(b"product", b"?").decode()
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Select and order ``schema``'s columns (extra columns dropped), attaching its metadata."""
+    validate(table, schema)
+    return pa.Table.from_arrays([table.column(f.name) for f in schema], schema=schema)

@@ -1,0 +1,45 @@
+"""The one thin distribution layer: how jpasbatch gets a Dask client.
+
+Library stages take an optional ``client``; this module is the only place that
+decides how one is made when none is given (a local cluster sized for the
+machine, or a scheduler address), so kernels never import dask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def dask_client(
+    client=None, *, address: str | None = None, n_workers: int | None = None
+) -> Iterator:
+    """Yield a Dask client: the one given, one connected to ``address``, or a local cluster.
+
+    Parameters
+    ----------
+    client
+        An existing ``dask.distributed.Client``; used as is and left open.
+    address
+        Scheduler address (``tcp://host:8786``) to connect to.
+    n_workers
+        Workers of the local cluster (default: one single-threaded worker per
+        core, which suits the GIL-bound pandas/pyarrow work of the stages).
+    """
+    if client is not None:
+        yield client
+        return
+    from dask.distributed import Client, LocalCluster
+
+    if address:
+        with Client(address) as c:
+            yield c
+        return
+    n = n_workers or max(1, min(os.cpu_count() or 1, 8))
+    with (
+        LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as c,
+    ):
+        yield c
