@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from jpasbatch import __version__
-from jpasbatch.errors import JpasBatchError
+from jpasbatch.errors import InputError, JpasBatchError
 
 
 def _add_filters(sub: argparse._SubParsersAction) -> None:
@@ -73,6 +73,14 @@ def _add_photometry(sub: argparse._SubParsersAction) -> None:
         help="treat the spectra as rest-frame templates and observe them at this redshift",
     )
     p.add_argument(
+        "--noise",
+        choices=["none", "depth"],
+        default="none",
+        help="'depth': observe each spectrum like a survey object at its own magnitude, "
+        "with the depths of a random miniJPAS pointing (adds FLUX_RELERR_<BAND>)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise draw")
+    p.add_argument(
         "--max-masked",
         type=float,
         default=0.1,
@@ -88,7 +96,7 @@ def _run_photometry(args: argparse.Namespace) -> int:
 
     from jpasbatch.filters import get_system
     from jpasbatch.photometry import SyntheticPhotometry
-    from jpasbatch.spectra.photometry import photometry_table
+    from jpasbatch.spectra.photometry import add_depth_noise, photometry_table
     from jpasbatch.spectra.readers import iter_spectra
 
     sp = SyntheticPhotometry(get_system(args.bands))
@@ -96,6 +104,8 @@ def _run_photometry(args: argparse.Namespace) -> int:
     table = photometry_table(
         iter_spectra(files), sp, redshift=args.redshift, max_masked=args.max_masked
     )
+    if args.noise == "depth":
+        table = add_depth_noise(table, sp.bands, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, args.out)
     n_cov = sum(int(table[f"COVERED_{b}"].to_numpy().sum()) for b in sp.bands)
@@ -149,7 +159,6 @@ def _run_ingest(args: argparse.Namespace) -> int:
     from jpasbatch.catalog.cuts import QualityCuts
     from jpasbatch.catalog.ingest import ingest
     from jpasbatch.catalog.readers import ColumnMap
-    from jpasbatch.distributed import dask_client
 
     columns = (
         ColumnMap.from_dict(yaml.safe_load(args.columns.read_text())) if args.columns else None
@@ -160,18 +169,118 @@ def _run_ingest(args: argparse.Namespace) -> int:
         min_bands=args.min_bands,
         min_class_star=args.min_class_star,
     )
-    with dask_client(address=args.dask_address, n_workers=args.workers) as client:
-        summary = ingest(
-            args.inputs,
-            args.out,
-            columns=columns,
-            cuts=cuts,
-            max_rows_per_partition=args.max_rows,
-            chunk_rows=args.chunk_rows,
-            resume=args.resume,
-            client=client,
-        )
+    summary = ingest(
+        args.inputs,
+        args.out,
+        columns=columns,
+        cuts=cuts,
+        max_rows_per_partition=args.max_rows,
+        chunk_rows=args.chunk_rows,
+        resume=args.resume,
+        dask_address=args.dask_address,
+        n_workers=args.workers,
+    )
     print(summary.to_text())
+    return 0
+
+
+_FAST_HELP = (
+    "coarse redshift grids for the template photometry: quick looks and tests "
+    "(~0.5%% flux error; the grids are built once per machine and cached)"
+)
+
+
+def _add_simulate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="emulate an observed J-PAS survey (catalogue + hidden truth)",
+        description="The survey emulator: stars, galaxies and QSOs from published counts "
+        "and luminosity functions, DESI redrock spectra, Inoue+2014 IGM, observed through "
+        "the as-built curves with the depths, seeing and zero-point errors of the miniJPAS "
+        "tiles. Writes OUT/catalogue/ (CEFCA archive layout, ready for `jpasbatch "
+        "ingest`), OUT/truth/ (class, redshift, magnitude, physical labels, noiseless "
+        "fluxes, spectroscopic cross-match flag) and OUT/simulate_summary.json.",
+    )
+    p.add_argument("--area", type=float, default=1.0, help="sky area in deg2 (default 1)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--r-max", type=float, default=24.0, help="faintest rSDSS magnitude")
+    p.add_argument("--fast", action="store_true", help=_FAST_HELP)
+    p.add_argument("--workers", type=int, default=None, help="local Dask workers")
+    p.add_argument("--dask-address", help="scheduler address of a running Dask cluster")
+    p.set_defaults(func=_run_simulate)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from jpasbatch.sim.emulator import SimulateConfig, simulate
+
+    config = SimulateConfig(area_deg2=args.area, seed=args.seed, r_max=args.r_max, fast=args.fast)
+    summary = simulate(args.out, config, address=args.dask_address, n_workers=args.workers)
+    print(f"simulated {summary['rows']:,} objects in {len(summary['tiles'])} pointings:")
+    for cls, n in sorted(summary["classes"].items()):
+        print(f"  {cls:<9}{n:,}")
+    print(f"spectroscopic cross-match subset: {summary['xmatch']:,}")
+    print(f"catalogue: {summary['catalogue']}\ntruth:     {summary['truth']}")
+    return 0
+
+
+def _add_mocks(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "mocks",
+        help="build mock catalogues from the simulated spectral world",
+        description="Mock catalogues: Pickles stars, kcorrect galaxies and SDSS QSO "
+        "eigenspectra on the population priors, synthetic J-PAS photometry, errors by "
+        "similarity search against the observed catalogue (or the depth model), optional "
+        "hybridisation, inverse-density sampling weights (1/3 per STAR / GALAXY / QSO) and "
+        "stratified train / validation / test splits. With --sim, also Test-Real and "
+        "Test-Synth from the emulator's spectroscopic cross-match objects. With --report, "
+        "figures and KS distances comparing both error models with the survey.",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--observed", type=Path, help="ingested observed catalogue (HATS folder)")
+    p.add_argument("--sim", type=Path, help="emulator output (for Test-Real / Test-Synth)")
+    p.add_argument("--n-objects", type=int, default=100_000, help="objects before hybridisation")
+    p.add_argument("--error-model", choices=["similarity", "depth"], default="similarity")
+    p.add_argument("--hybridise", action="store_true", help="replace training rows by 5 hybrids")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--partition-rows", type=int, default=50_000)
+    p.add_argument("--report", action="store_true", help="write the diagnostics report")
+    p.add_argument("--fast", action="store_true", help=_FAST_HELP)
+    p.add_argument("--workers", type=int, default=None, help="local Dask workers")
+    p.add_argument("--dask-address", help="scheduler address of a running Dask cluster")
+    p.set_defaults(func=_run_mocks)
+
+
+def _run_mocks(args: argparse.Namespace) -> int:
+    from jpasbatch.mocks.pipeline import MocksConfig, error_model_report, make_mocks
+    from jpasbatch.mocks.testsets import build_test_sets
+
+    config = MocksConfig(
+        n_objects=args.n_objects,
+        seed=args.seed,
+        error_model=args.error_model,
+        hybridise=args.hybridise,
+        partition_rows=args.partition_rows,
+        fast=args.fast,
+    )
+    props = make_mocks(
+        args.out / "mocks",
+        config,
+        observed=args.observed,
+        address=args.dask_address,
+        n_workers=args.workers,
+    )
+    print(f"mocks: {props['total_rows']:,} rows in {len(props['partitions'])} partitions "
+          f"at {args.out / 'mocks'}")  # fmt: skip
+    if args.sim:
+        counts = build_test_sets(args.sim, args.out, seed=args.seed)
+        print(f"Test-Real / Test-Synth: {counts['test_real']:,} objects each in {args.out}")
+    if args.report:
+        if args.observed is None:
+            raise InputError("--report compares with the survey: give --observed")
+        rep = error_model_report(args.out / "report", args.observed, config)
+        print(f"report: {args.out / 'report' / 'report.md'} (closer to the survey: "
+              f"{rep['better_model']})")  # fmt: skip
     return 0
 
 
@@ -210,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_filters(sub)
     _add_photometry(sub)
     _add_ingest(sub)
+    _add_simulate(sub)
+    _add_mocks(sub)
     _add_demo(sub)
     return parser
 

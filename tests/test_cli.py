@@ -122,3 +122,62 @@ def test_installed_script_help():
         [str(script), "photometry", "--help"], capture_output=True, text=True, check=True
     )
     assert "FLUX_<BAND>" in res.stdout and "--redshift" in res.stdout
+
+
+def test_ingest_bad_files_are_one_line_errors(tmp_path, capsys):
+    empty = tmp_path / "tile.parquet"
+    empty.write_bytes(b"")
+    assert main(["ingest", str(empty), "--out", str(tmp_path / "cat")]) == 2
+    err = capsys.readouterr().err
+    assert "tile.parquet" in err and "empty" in err and "Traceback" not in err
+    csv = tmp_path / "tile.csv"
+    csv.write_text("#SELECT * FROM minijpas.FLambdaDualObj\nTILE_ID,NUMBER\n2241,1\n")
+    assert main(["ingest", str(csv), "--out", str(tmp_path / "cat")]) == 2
+    err = capsys.readouterr().err
+    assert "tile.csv" in err and "ALPHA_J2000" in err
+    assert main(["ingest", str(csv), "--out", str(tmp_path / "c"), "--min-bands", "61"]) == 2
+    assert "min_bands" in capsys.readouterr().err
+
+
+def test_ingest_never_deletes_a_foreign_folder(tmp_path, capsys):
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("...")
+    cat = tmp_path / "tile.parquet"
+    cat.write_bytes(b"")
+    assert main(["ingest", str(cat), "--out", str(precious)]) == 2
+    assert "is not an ingest output" in capsys.readouterr().err
+    assert (precious / "chapter1.tex").exists()
+
+
+def test_photometry_with_survey_noise_is_seeded(tmp_path):
+    wave = np.arange(3000.0, 11200.0, 2.0)
+    spec = tmp_path / "star.csv"
+    # an AB = 20 flat-f_nu source: S/N well above the depth in every band
+    flux = 3631e-23 * 10 ** (-0.4 * 20) * 2.99792458e18 / wave**2
+    pd.DataFrame({"wavelength": wave, "flux": flux}).to_csv(spec, index=False)
+    outs = []
+    for k, seed in enumerate((1, 1, 2)):
+        out = tmp_path / f"p{k}.parquet"
+        assert (
+            main(
+                [
+                    "photometry",
+                    str(spec),
+                    "--out",
+                    str(out),
+                    "--noise",
+                    "depth",
+                    "--seed",
+                    str(seed),
+                ]
+            )
+            == 0
+        )
+        outs.append(pq.read_table(out).to_pandas())
+    assert outs[0].equals(outs[1]) and not outs[0].equals(outs[2])
+    t = outs[0]
+    snr = 1 / t[[c for c in t.columns if c.startswith("FLUX_RELERR_")]].to_numpy()
+    assert np.all((snr > 10) & (snr < 1000))
+    mags = t[[c for c in t.columns if c.startswith("MAG_")]].to_numpy()
+    assert np.all(np.abs(mags - 20) < 5 / np.maximum(snr, 1))  # within 5 sigma of the truth

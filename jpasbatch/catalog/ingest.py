@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from tqdm import tqdm
 from jpasbatch.catalog.cuts import REASONS, QualityCuts, reject_reasons
 from jpasbatch.catalog.readers import ColumnMap, count_rows, iter_catalogue
 from jpasbatch.catalog.schemas import OBSERVED, REJECTS
+from jpasbatch.distributed import dask_client
 from jpasbatch.errors import JpasBatchError
 from jpasbatch.provenance import file_sha256, provenance
 
@@ -53,6 +55,7 @@ class IngestSummary:
     rejected_by_reason: dict[str, int]
     partitions: int
     chunks_resumed: int
+    seconds: dict[str, float]
     catalog: str
     rejects: str
     provenance: dict = field(default_factory=dict)
@@ -89,6 +92,8 @@ def ingest(
     highest_order: int = 10,
     resume: bool = False,
     client=None,
+    dask_address: str | None = None,
+    n_workers: int | None = None,
     progress: bool = True,
 ) -> IngestSummary:
     """Validate, cut and HEALPix-partition survey catalogues.
@@ -112,8 +117,9 @@ def ingest(
     resume
         Continue an interrupted ingest in ``out``: finished chunks and finished
         hats-import stages are not redone. Without it, ``out`` is replaced.
-    client
-        A ``dask.distributed.Client``; a local cluster is started if None.
+    client, dask_address, n_workers
+        The Dask cluster for partitioning: a client, a scheduler address, or else
+        a local cluster of ``n_workers`` (started only once validation is done).
     progress
         Show progress bars.
 
@@ -128,6 +134,10 @@ def ingest(
     if resume and (out / SUMMARY).exists():
         return IngestSummary(**json.loads((out / SUMMARY).read_text()))
     if not resume and out.exists():
+        # replace only what an ingest wrote: never delete a folder we did not make
+        ours = any((out / n).exists() for n in (SUMMARY, WORK, "hats.properties", "rejects"))
+        if any(out.iterdir()) and not ours:
+            raise JpasBatchError(f"{out} exists and is not an ingest output; choose another --out")
         shutil.rmtree(out)
     work = out / WORK
     for sub in ("kept", "done"):
@@ -144,15 +154,19 @@ def ingest(
             "highest_order": highest_order,
         },
     )
+    t0 = time.perf_counter()
     rows_in, resumed = _validate_chunks(inputs, out, columns, cuts, chunk_rows, progress)
     _reject_duplicates(out)
+    t1 = time.perf_counter()
     kept_files = sorted(
         p for p in (work / "kept").glob("*.parquet") if pq.read_metadata(p).num_rows
     )
     if not kept_files:
         raise JpasBatchError(f"no row of {rows_in} passed the cuts; see {out / 'rejects'}")
-    _partition(kept_files, out, work, max_rows_per_partition, highest_order, prov, client, progress)
-    summary = _summarise(out, rows_in, resumed, prov)
+    with dask_client(client, address=dask_address, n_workers=n_workers) as c:
+        _partition(kept_files, out, work, max_rows_per_partition, highest_order, prov, c, progress)
+    seconds = {"validate": t1 - t0, "partition": time.perf_counter() - t1}
+    summary = _summarise(out, rows_in, resumed, seconds, prov)
     shutil.rmtree(work)
     (out / SUMMARY).write_text(json.dumps(asdict(summary), indent=1))
     return summary
@@ -274,8 +288,6 @@ def _partition(
     from hats_import.catalog.file_readers.parquet import ParquetPyarrowReader
     from hats_import.pipeline import pipeline_with_client
 
-    from jpasbatch.distributed import dask_client
-
     schema_file = work / "schema.parquet"
     pq.write_table(OBSERVED.empty_table(), schema_file)
     args = ImportArguments(
@@ -296,12 +308,11 @@ def _partition(
         simple_progress_bar=True,
         addl_hats_properties={"jpasbatch_provenance": json.dumps(prov, separators=(",", ":"))},
     )
-    with dask_client(client) as c:
-        pipeline_with_client(args, c)
+    pipeline_with_client(args, client)
 
 
 # --------------------------------------------------------------------------- summary
-def _summarise(out: Path, rows_in: int, resumed: int, prov: dict) -> IngestSummary:
+def _summarise(out: Path, rows_in: int, resumed: int, seconds: dict, prov: dict) -> IngestSummary:
     import hats
 
     catalog = hats.read_hats(out)
@@ -321,6 +332,7 @@ def _summarise(out: Path, rows_in: int, resumed: int, prov: dict) -> IngestSumma
         rejected_by_reason=dict(reasons),
         partitions=len(catalog.get_healpix_pixels()),
         chunks_resumed=resumed,
+        seconds=seconds,
         catalog=str(out),
         rejects=str(out / "rejects"),
         provenance=prov,

@@ -71,24 +71,38 @@ def write_row_partitioned(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {**(schema.metadata or {}), b"jpasbatch_provenance": json.dumps(provenance or {})}
     total, parts = 0, []
     for k, part in enumerate(_rebatch(tables, max_rows)):
         name = f"part-{k:05d}.parquet"
-        path = out / name
-        if not (resume and path.exists()):
-            table = conform(part, schema).replace_schema_metadata(meta)
-            tmp = path.with_suffix(".tmp")
-            pq.write_table(table, tmp)
-            os.replace(tmp, path)
+        if not (resume and (out / name).exists()):
+            write_partition(part, out / name, schema, provenance)
         total += part.num_rows
         parts.append(name)
+    return write_properties(out, schema, parts, total, provenance, max_rows=max_rows)
+
+
+def write_partition(
+    table: pa.Table, path: str | Path, schema: pa.Schema, provenance: dict | None = None
+) -> int:
+    """Write one partition atomically (write, then rename); returns its rows."""
+    path = Path(path)
+    meta = {**(schema.metadata or {}), b"jpasbatch_provenance": json.dumps(provenance or {})}
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(conform(table, schema).replace_schema_metadata(meta), tmp)
+    os.replace(tmp, path)
+    return table.num_rows
+
+
+def write_properties(
+    out: Path, schema: pa.Schema, parts: list[str], total: int, provenance: dict | None, **extra
+) -> dict:
+    """Write the dataset's ``_properties.json`` and return it."""
     props = {
         "total_rows": total,
         "partitions": parts,
-        "max_rows": max_rows,
         "schema": (schema.metadata or {}).get(b"product", b"").decode(),
         "provenance": provenance or {},
+        **extra,
     }
-    (out / PROPERTIES).write_text(json.dumps(props, indent=1))
+    (Path(out) / PROPERTIES).write_text(json.dumps(props, indent=1))
     return props

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
+from jpasbatch.errors import InputError
 from jpasbatch.photometry import SyntheticPhotometry
 from jpasbatch.spectra.spectrum import Spectrum
 
@@ -115,3 +116,36 @@ def _empty_table(bands: list[str]) -> pa.Table:
             pa.field(f"COVERED_{band}", pa.bool_()),
         ]
     return pa.schema(fields).empty_table()
+
+
+def add_depth_noise(table: pa.Table, bands: list[str], seed: int) -> pa.Table:
+    """Observe synthetic photometry like survey objects, at the spectra's own magnitudes.
+
+    Each row is given the depths of a randomly chosen miniJPAS pointing and the
+    depth noise model (background plus shot noise); ``FLUX_<BAND>`` becomes the
+    measured flux, ``FLUX_RELERR_<BAND>`` is added, ``MAG_<BAND>`` is recomputed.
+    """
+    from jpasbatch.catalog.schemas import BANDS
+    from jpasbatch.mocks.noise import observe, pivot_wavelengths
+    from jpasbatch.photometry import flux_to_ab
+    from jpasbatch.sim.survey import reference_tiles
+
+    unknown = [b for b in bands if b not in BANDS]
+    if unknown:
+        raise InputError(f"no survey depths for band(s) {unknown}: depth noise is for J-PAS bands")
+    cols = [BANDS.index(b) for b in bands]
+    rng = np.random.default_rng(seed)
+    depths = np.stack([t.depth for t in reference_tiles()])[:, cols]
+    depth = depths[rng.integers(0, len(depths), table.num_rows)]
+    true = np.column_stack([table[f"FLUX_{b}"].to_numpy(zero_copy_only=False) for b in bands])
+    flux, relerr, _ = observe(true, depth, rng, pivot=pivot_wavelengths()[cols])
+    mag = flux_to_ab(flux, pivot_wavelengths()[cols])
+    for j, band in enumerate(bands):
+        table = table.set_column(
+            table.schema.get_field_index(f"FLUX_{band}"), f"FLUX_{band}", pa.array(flux[:, j])
+        )
+        table = table.set_column(
+            table.schema.get_field_index(f"MAG_{band}"), f"MAG_{band}", pa.array(mag[:, j])
+        )
+        table = table.append_column(f"FLUX_RELERR_{band}", pa.array(relerr[:, j]))
+    return table

@@ -13,20 +13,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dask.distributed import Client, LocalCluster
 
 from jpasbatch.catalog.cuts import QualityCuts
 from jpasbatch.catalog.ingest import SUMMARY, WORK, ingest
 from jpasbatch.catalog.random import random_catalogue
 from jpasbatch.catalog.readers import write_archive_like
 from jpasbatch.catalog.schemas import OBSERVED, REJECTS
-
-
-@pytest.fixture(scope="module")
-def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
-        with Client(cluster) as c:
-            yield c
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""Mock catalogues: error models, similarity search, hybridisation, weights and splits."""

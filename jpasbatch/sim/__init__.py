@@ -1,0 +1,1 @@
+"""The survey emulator: populations, spectral worlds, observing conditions."""
