@@ -278,7 +278,8 @@ def _run_mocks(args: argparse.Namespace) -> int:
     if args.report:
         if args.observed is None:
             raise InputError("--report compares with the survey: give --observed")
-        rep = error_model_report(args.out / "report", args.observed, config)
+        truth = args.sim / "truth" if args.sim else None
+        rep = error_model_report(args.out / "report", args.observed, config, truth=truth)
         print(f"report: {args.out / 'report' / 'report.md'} (closer to the survey: "
               f"{rep['better_model']})")  # fmt: skip
     return 0

@@ -77,13 +77,17 @@ class MocksConfig(BaseModel):
     fast: bool = False
 
 
-def read_observed(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Fluxes and relative errors (N, 60) of an ingested catalogue (HATS folder or Parquet)."""
+def read_observed(path: str | Path, *, with_ids: bool = False):
+    """Fluxes and relative errors (N, 60) of an ingested catalogue (HATS folder or Parquet).
+
+    With ``with_ids``, also the ``OBJECT_ID`` of each row.
+    """
     path = Path(path)
     source = path / "dataset" if (path / "dataset").is_dir() else path
     columns = [f"FLUX_{b}" for b in BANDS] + [f"FLUX_RELERR_{b}" for b in BANDS]
-    table = ds.dataset(source, format="parquet").to_table(columns=columns)
-    return photometry_arrays(table)
+    table = ds.dataset(source, format="parquet").to_table(columns=["OBJECT_ID", *columns])
+    flux, relerr = photometry_arrays(table)
+    return (flux, relerr, table["OBJECT_ID"].to_numpy()) if with_ids else (flux, relerr)
 
 
 def sample_objects(n: int, rng: np.random.Generator, r_max: float) -> pd.DataFrame:
@@ -242,12 +246,18 @@ def _write_partition(index: int, config: MocksConfig, observed, embedder, out: s
 
 
 def error_model_report(
-    out: str | Path, observed: str | Path, config: MocksConfig | None = None, n_sample: int = 20_000
+    out: str | Path,
+    observed: str | Path,
+    config: MocksConfig | None = None,
+    n_sample: int = 20_000,
+    *,
+    truth: str | Path | None = None,
 ) -> dict:
     """Diagnostics: the same noiseless mocks with both error models, against the survey.
 
     Writes S/N-vs-magnitude, colour-colour and number-count figures and the
     per-band KS distances of S/N at fixed magnitude (``report.md``) into ``out``.
+    With the emulator's ``truth`` folder, observed objects are shown by class.
     """
     from jpasbatch.mocks.report import write_report
 
@@ -255,7 +265,11 @@ def error_model_report(
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 10**6]))
     pop = sample_objects(n_sample, rng, config.r_max)
     flux, _ = world("simulated", config.fast).true_fluxes(pop, rng)
-    obs = read_observed(observed)
+    *obs, ids = read_observed(observed, with_ids=True)
+    obs_class = None
+    if truth is not None:
+        classes = pd.read_parquet(truth, columns=["OBJECT_ID", "CLASS"]).set_index("OBJECT_ID")
+        obs_class = classes["CLASS"].reindex(ids).to_numpy()
     embedder = FluxEmbedder().fit(obs[0], epochs=config.embed_epochs, seed=config.seed)
     models = {
         "depth": _depth_errors(flux, rng),
@@ -267,6 +281,7 @@ def error_model_report(
         Path(out),
         obs_flux=obs[0],
         obs_relerr=obs[1],
+        obs_class=obs_class,
         models=models,
         mock_class=pop["CLASS"].to_numpy(),
     )

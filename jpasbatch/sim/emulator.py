@@ -34,7 +34,7 @@ from jpasbatch.mocks.noise import observe
 from jpasbatch.provenance import provenance
 from jpasbatch.sim.families import world
 from jpasbatch.sim.populations import PopulationParams, sample_population
-from jpasbatch.sim.survey import Tile, footprint, tile_areas, tray_index
+from jpasbatch.sim.survey import TILE_SIDE_DEG, Tile, footprint, tile_areas, tray_index
 
 #: Radius of the archive's 3 arcsec aperture.
 APERTURE_RADIUS = 1.5
@@ -58,6 +58,9 @@ class SimulateConfig(BaseModel):
         Fractions of objects with FLAGS != 0 (blends) and MASK_FLAGS != 0.
     missing_band_fraction
         Fraction of single band measurements lost (NaN), as in the archive.
+    vignetting, local_depth_scatter
+        Depth loss at a pointing's corners, and the scale of the object-specific
+        depth loss from the local background, in mag (see :func:`local_depth`).
     fast
         Coarser redshift grids for the spectra (tests).
     """
@@ -71,6 +74,8 @@ class SimulateConfig(BaseModel):
     flag_fraction: float = Field(0.04, ge=0, le=1)
     mask_fraction: float = Field(0.02, ge=0, le=1)
     missing_band_fraction: float = Field(0.005, ge=0, le=1)
+    vignetting: float = Field(0.3, ge=0)
+    local_depth_scatter: float = Field(0.15, ge=0)
     fast: bool = False
 
 
@@ -87,6 +92,27 @@ def aperture_fraction(half_light: np.ndarray, seeing: np.ndarray) -> np.ndarray:
     s_src = np.sqrt(s_psf**2 + (np.asarray(half_light)[..., None] / 1.1774) ** 2)
     caught = 1 - np.exp(-(APERTURE_RADIUS**2) / (2 * s_src**2))
     return caught / (1 - np.exp(-(APERTURE_RADIUS**2) / (2 * s_psf**2)))
+
+
+def local_depth(
+    tile: Tile, ra: np.ndarray, dec: np.ndarray, rng: np.random.Generator, config: SimulateConfig
+) -> np.ndarray:
+    """Per-object 5-sigma depths (N, 60): the tile's, shallower off-centre and locally.
+
+    The archive's ``DEPTH3ARC5S`` is a tile average. Vignetting and the dither
+    pattern make the edges of a pointing shallower (``vignetting`` mag at the
+    corners, quadratic in radius), and the local background (halos of bright
+    stars, scattered light) adds an object-specific offset shared by all bands
+    (``local_depth_scatter`` mag). A mock error model that knows only the tile
+    depths cannot reproduce this; copying the errors of similar observed
+    objects can.
+    """
+    half = TILE_SIDE_DEG / 2
+    x = (ra - tile.ra) * np.cos(np.radians(tile.dec)) / half
+    y = (dec - tile.dec) / half
+    radial = config.vignetting * (x**2 + y**2) / 2
+    local = np.abs(rng.normal(0, config.local_depth_scatter, ra.size))
+    return tile.depth[None, :] - (radial + local)[:, None]
 
 
 def class_star(half_light: np.ndarray, mag_r: np.ndarray, seeing_r: float, rng) -> np.ndarray:
@@ -140,7 +166,8 @@ def simulate_tile(
     tray_offset[0] = 0.0
     zp = rng.normal(0, tile.zp_error) + tray_offset[trays]
     missing = rng.random(aper_flux.shape) < config.missing_band_fraction
-    flux, relerr, _ = observe(aper_flux, tile.depth, rng, zp_offsets_mag=zp, missing=missing)
+    depth = local_depth(tile, ra, dec, rng, config)
+    flux, relerr, _ = observe(aper_flux, depth, rng, zp_offsets_mag=zp, missing=missing)
 
     r = BANDS.index("rSDSS")
     number = np.arange(1, n + 1)
