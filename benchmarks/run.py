@@ -358,7 +358,19 @@ def bench_mocks(quick: bool) -> dict:
     }
 
 
+def _classify(name: str) -> Callable[[bool], dict]:
+    # imported lazily: benchmarks.classify needs this module's helpers
+    def run(quick: bool) -> dict:
+        from benchmarks import classify
+
+        return getattr(classify, f"bench_{name}")(quick)
+
+    return run
+
+
 BENCHMARKS: dict[str, Callable[[bool], dict]] = {
+    "committee": _classify("committee"),
+    "training": _classify("training"),
     "mocks": bench_mocks,
     "photometry": bench_photometry,
     "ingest": bench_ingest,

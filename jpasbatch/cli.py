@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from jpasbatch import __version__
+from jpasbatch import __version__, cli_classify
 from jpasbatch.errors import InputError, JpasBatchError
 
 
@@ -242,6 +242,13 @@ def _add_mocks(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-objects", type=int, default=100_000, help="objects before hybridisation")
     p.add_argument("--error-model", choices=["similarity", "depth"], default="similarity")
     p.add_argument("--hybridise", action="store_true", help="replace training rows by 5 hybrids")
+    p.add_argument(
+        "--qso-boost",
+        type=float,
+        default=1.0,
+        help="draw QSOs this many times more often than on the sky (10 for classifier "
+        "training sets; validation / test rows get abundance weights)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--partition-rows", type=int, default=50_000)
     p.add_argument("--report", action="store_true", help="write the diagnostics report")
@@ -260,6 +267,7 @@ def _run_mocks(args: argparse.Namespace) -> int:
         seed=args.seed,
         error_model=args.error_model,
         hybridise=args.hybridise,
+        qso_boost=args.qso_boost,
         partition_rows=args.partition_rows,
         fast=args.fast,
     )
@@ -291,16 +299,21 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         help="run the quickstart on the bundled data",
         description="Synthetic J-PAS photometry of a bundled set of stellar, galaxy "
         "and quasar templates at several redshifts, with the filter plot and a "
-        "J-PAS photo-spectrum plot.",
+        "J-PAS photo-spectrum plot; then the pipeline end to end on an emulated "
+        "0.3-deg2 field: simulate, ingest, mocks, train (local Ray), evaluate.",
     )
     p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder")
+    p.add_argument("--photometry-only", action="store_true", help="only the template photometry")
     p.set_defaults(func=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from jpasbatch.demo import run_demo
+    from jpasbatch.demo import run_demo, run_pipeline
 
     outputs = run_demo(args.out)
+    if not args.photometry_only:
+        print("photometry of the templates done; now the pipeline on an emulated field ...")
+        outputs |= run_pipeline(args.out / "pipeline")
     print("demo finished; outputs:")
     for what, path in outputs.items():
         print(f"  {what:<12} {path}")
@@ -322,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest(sub)
     _add_simulate(sub)
     _add_mocks(sub)
+    cli_classify.add_train(sub)
+    cli_classify.add_evaluate(sub)
+    cli_classify.add_study(sub)
     _add_demo(sub)
     return parser
 

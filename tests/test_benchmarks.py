@@ -32,3 +32,14 @@ def test_a_wrong_fast_stage_fails_loudly(tmp_path, monkeypatch):
     with pytest.raises(bench.BenchmarkMismatch, match="differs from speclite"):
         bench.main(["--only", "photometry", "--quick", "--results-dir", str(tmp_path)])
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_quick_committee_benchmark_agrees_with_the_member_loop(tmp_path):
+    results = tmp_path / "results"
+    assert bench.main(["--only", "committee", "--quick", "--results-dir", str(results)]) == 0
+    rec = json.loads((results / "committee.json").read_text())
+    fp32, bf16, peer = rec["rows"]
+    assert bf16["per_s"] > 0
+    assert "(peer)" in peer["what"] and fp32["max_abs_dmag_vs_peer"] < 1e-4
+    assert rec["ratio_to_peer"] == pytest.approx(fp32["per_s"] / peer["per_s"])
+    assert rec["bf16_argmax_agreement"] > 0.95

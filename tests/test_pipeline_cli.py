@@ -2,9 +2,13 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from sklearn.metrics import f1_score
 
+from jpasbatch.classify.data import read_labelled
+from jpasbatch.classify.evaluate import load_model, predict
 from jpasbatch.cli import main
 
 
@@ -30,3 +34,20 @@ def test_simulate_ingest_mocks_report(tmp_path, capsys):
     assert len(pd.read_parquet(mocks / "test_synth.parquet")) == summary["xmatch"]
     report = (mocks / "report" / "report.md").read_text()
     assert "similarity" in report and "depth" in report
+
+    # train (in process: the Ray path has its own tests) and evaluate on Test-Real
+    runs, ev = tmp_path / "runs", tmp_path / "eval"
+    args = ["train", str(mocks / "mocks"), "--out", str(runs), "--name", "ann", "--no-ray"]
+    assert main([*args, "--epochs", "2", "--members", "2", "--batch-size", "256"]) == 0
+    assert main(["train", str(mocks / "mocks"), "--out", str(runs), "--name", "rf",
+                 "--model", "forest"]) == 0  # fmt: skip
+    models = [f"ann={runs / 'ann'}", f"rf={runs / 'rf' / 'forest.joblib'}"]
+    test_real = str(mocks / "test_real.parquet")
+    assert main(["evaluate", *models, "--test", test_real, "--split", "all", "--out", str(ev)]) == 0
+    assert "report:" in capsys.readouterr().out
+    html = (ev / "report.html").read_text()
+    assert "ann/report.html" in html and "rf/report.html" in html
+    summary = pd.read_csv(ev / "summary.csv").set_index("model")
+    p, d = predict(load_model(runs / "rf" / "forest.joblib"), read_labelled([test_real]))
+    expected = f1_score(d.y, p.argmax(1), average="weighted", labels=np.arange(4))
+    assert abs(summary.loc["rf", "weighted_f1"] - expected) < 1e-9

@@ -81,7 +81,13 @@ MOCK = pa.schema(
         _f("CLASS", pa.string(), "", "STAR, GALAXY, QSO_LOW or QSO_HIGH"),
         _f("Z", pa.float64(), "", "true redshift"),
         _f("MAG_R", pa.float32(), "mag", "true rSDSS AB magnitude"),
-        _f("WEIGHT", pa.float64(), "", "sampling weight (each class sums to 1/3)"),
+        _f(
+            "WEIGHT",
+            pa.float64(),
+            "",
+            "train rows: sampling weight (STAR, GALAXY, QSO 1/3 each); other rows: "
+            "abundance weight (1 / the class's oversampling factor)",
+        ),
         _f("SPLIT", pa.string(), "", "train, validation or test"),
     ],
     metadata={"product": "mock", "bands": ",".join(BANDS)},

@@ -17,6 +17,7 @@ Written through the catalogue layer as a row-partitioned dataset (schema
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Literal
 
@@ -55,6 +56,12 @@ class MocksConfig(BaseModel):
         ``similarity`` (needs an observed catalogue) or ``depth``.
     hybridise
         Replace the training rows by ``hybrid_factor`` hybrids each (b = ``hybrid_b``).
+    qso_boost
+        QSOs are drawn ``qso_boost`` times more often than on the sky: they are
+        ~1% of objects to r = 24, too few for a classifier to learn from. The
+        validation and test rows carry abundance weights (``WEIGHT`` = 1 /
+        ``qso_boost`` for QSOs, 1 otherwise) so that metrics, early stopping and
+        prior corrections can be computed at natural abundance.
     partition_rows
         Objects per partition (before hybridisation).
     embed_epochs
@@ -72,6 +79,7 @@ class MocksConfig(BaseModel):
     hybridise: bool = False
     hybrid_factor: int = Field(5, ge=1)
     hybrid_b: float = Field(0.1, gt=0)
+    qso_boost: float = Field(1.0, ge=1)
     partition_rows: int = Field(50_000, gt=0)
     embed_epochs: int = Field(10, ge=1)
     fast: bool = False
@@ -90,9 +98,12 @@ def read_observed(path: str | Path, *, with_ids: bool = False):
     return (flux, relerr, table["OBJECT_ID"].to_numpy()) if with_ids else (flux, relerr)
 
 
-def sample_objects(n: int, rng: np.random.Generator, r_max: float) -> pd.DataFrame:
-    """Exactly ``n`` objects at natural abundance (a shuffled population draw)."""
+def sample_objects(
+    n: int, rng: np.random.Generator, r_max: float, qso_boost: float = 1.0
+) -> pd.DataFrame:
+    """Exactly ``n`` objects at natural abundance, QSOs x ``qso_boost`` (a shuffled draw)."""
     params = PopulationParams(r_max=r_max)
+    params = dataclasses.replace(params, qso_scale=params.qso_scale * qso_boost)
     density = sum(expected_counts(1.0, params).values())
     pop = sample_population(1.15 * n / density, rng, params)
     while len(pop) < n:  # rare: a Poisson draw short of n
@@ -134,14 +145,17 @@ def _weights(flux: np.ndarray, classes: np.ndarray, z: np.ndarray) -> np.ndarray
     feats[star] = np.c_[g - r, r - i, r][star]  # stars: colour-magnitude
     feats[gal] = np.c_[z, r, g - r][gal]  # galaxies: redshift, magnitude, colour
     feats[qso, :2] = np.c_[z, r][qso]  # QSOs: redshift-magnitude
-    return inverse_density_weights(feats, merged)
+    # OJALA's smoothing guard: pure 1/rho gave one star 13% of its class's weight
+    # (an effective sample of 1% of the rows); eps = 0.1 caps an object at 10x the
+    # weight of a median-density one
+    return inverse_density_weights(feats, merged, eps=0.1)
 
 
 def make_partition(index: int, config: MocksConfig, observed=None, embedder=None) -> pa.Table:
     """Rows of mock partition ``index`` (MOCK schema), deterministic for (seed, index)."""
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, index]))
     n = min(config.partition_rows, config.n_objects - index * config.partition_rows)
-    pop = sample_objects(n, rng, config.r_max)
+    pop = sample_objects(n, rng, config.r_max, config.qso_boost)
     flux, _ = world("simulated", config.fast).true_fluxes(pop, rng)
     classes = pop["CLASS"].to_numpy().astype(object)
     z, r_mag = pop["Z"].to_numpy(float), pop["MAG_R"].to_numpy(float)
@@ -174,6 +188,8 @@ def make_partition(index: int, config: MocksConfig, observed=None, embedder=None
     # each partition holds 1/n_parts of the mass, so every class sums to 1/3 overall
     n_parts = -(-config.n_objects // config.partition_rows)
     weight[train] = _weights(flux[train], classes[train], z[train]) / n_parts
+    qso = np.char.startswith(classes.astype(str), "QSO")
+    weight[~train] = np.where(qso[~train], 1.0 / config.qso_boost, 1.0)
     columns = {"OBJECT_ID": ids}
     columns |= {f"FLUX_{b}": obs_flux[:, j].astype(np.float32) for j, b in enumerate(BANDS)}
     columns |= {f"FLUX_RELERR_{b}": relerr[:, j].astype(np.float32) for j, b in enumerate(BANDS)}

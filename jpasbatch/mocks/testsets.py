@@ -20,7 +20,8 @@ from jpasbatch.catalog.rowpart import write_partition
 from jpasbatch.catalog.schemas import BANDS, MOCK
 
 
-def _mock_table(ids, flux, relerr, truth: pd.DataFrame, split: str) -> pa.Table:
+def mock_table(ids, flux, relerr, truth: pd.DataFrame, split) -> pa.Table:
+    """Labelled photometry as a ``MOCK`` table: equal weights, ``split`` a name or one per row."""
     columns = {"OBJECT_ID": np.asarray(ids, np.int64)}
     columns |= {f"FLUX_{b}": flux[:, j].astype(np.float32) for j, b in enumerate(BANDS)}
     columns |= {f"FLUX_RELERR_{b}": relerr[:, j].astype(np.float32) for j, b in enumerate(BANDS)}
@@ -29,7 +30,7 @@ def _mock_table(ids, flux, relerr, truth: pd.DataFrame, split: str) -> pa.Table:
         "Z": truth["Z"].to_numpy(float),
         "MAG_R": truth["MAG_R"].to_numpy(np.float32),
         "WEIGHT": np.full(len(ids), 1.0 / max(len(ids), 1)),
-        "SPLIT": np.full(len(ids), split),
+        "SPLIT": np.broadcast_to(np.asarray(split, dtype=str), len(ids)),
     }
     return pa.table(columns, schema=MOCK)
 
@@ -68,10 +69,10 @@ def build_test_sets(sim_dir: str | Path, out: str | Path, seed: int = 0) -> dict
     ids = truth.index.to_numpy()
     labels = truth.reset_index()
     write_partition(
-        _mock_table(ids, flux, relerr, labels, "test_real"), out / "test_real.parquet", MOCK
+        mock_table(ids, flux, relerr, labels, "test_real"), out / "test_real.parquet", MOCK
     )
     write_partition(
-        _mock_table(ids, synth, synth_relerr, labels, "test_synth"),
+        mock_table(ids, synth, synth_relerr, labels, "test_synth"),
         out / "test_synth.parquet",
         MOCK,
     )

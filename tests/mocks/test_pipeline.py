@@ -42,7 +42,7 @@ def test_partition_structure_and_weights():
     train = plain[plain.SPLIT == "train"]
     merged = train.CLASS.str.replace("QSO_LOW", "QSO").str.replace("QSO_HIGH", "QSO")
     assert np.allclose(train.groupby(merged).WEIGHT.sum(), 1 / 3 / 3)
-    assert (plain.loc[plain.SPLIT != "train", "WEIGHT"] == 0).all()
+    assert (plain.loc[plain.SPLIT != "train", "WEIGHT"] == 1).all()  # no oversampling
 
 
 def test_same_mocks_with_one_and_two_workers(tmp_path, client):
@@ -95,3 +95,17 @@ def test_test_real_and_test_synth(tmp_path, client):
         real["FLUX_RELERR_J0660"] * real["FLUX_J0660"].abs()
     )
     assert abs(pull.mean()) < 0.2 and pull.std() == pytest.approx(1, abs=0.15)
+
+
+def test_qso_boost_oversamples_and_weights_back():
+    plain = make_partition(0, CONFIG).to_pandas()
+    boosted = make_partition(0, CONFIG.model_copy(update={"qso_boost": 10.0})).to_pandas()
+    frac = [(t.CLASS.str.startswith("QSO")).mean() for t in (plain, boosted)]
+    # QSOs are rare: x10 in the draw raises their share by close to x10
+    assert 6 < frac[1] / max(frac[0], 1 / len(plain)) < 11
+    rest = boosted[boosted.SPLIT != "train"]
+    qso = rest.CLASS.str.startswith("QSO")
+    assert np.allclose(rest.WEIGHT[qso], 0.1) and np.allclose(rest.WEIGHT[~qso], 1.0)
+    # weighted, the QSO share of the test rows is back near the natural one
+    natural = (rest.WEIGHT * qso).sum() / rest.WEIGHT.sum()
+    assert abs(natural - frac[0]) < 0.5 * frac[0] + 0.003

@@ -1,0 +1,1 @@
+"""Star / galaxy / QSO classification: features, the ANN committee, training, evaluation."""

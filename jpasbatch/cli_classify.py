@@ -1,0 +1,152 @@
+"""The classification sub-commands: ``train``, ``evaluate`` and ``study``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+
+def add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a star/galaxy/QSO classifier (ANN committee on Ray Train, or random forest)",
+        description="Train on labelled photometry in the MOCK schema (mock catalogues, "
+        "labelled observed subsets): rows with SPLIT=train train, SPLIT=validation rows "
+        "stop early (weighted F1) and calibrate (temperature scaling). The ANN committee "
+        "runs on Ray Train with a checkpoint per epoch: rerun the same command (same --out "
+        "and --name) after an interruption and it resumes from the last checkpoint. "
+        "Writes OUT/NAME/model.pt (or forest.joblib), history.csv and history.png.",
+    )
+    p.add_argument("inputs", nargs="*", type=Path, help="MOCK-schema Parquet files or folders")
+    p.add_argument("--spec", type=Path, help="a YAML job spec (TrainSpec fields); flags override")
+    p.add_argument("--out", type=Path, help="runs folder (default: runs)")
+    p.add_argument("--name", help="run name (default: classifier)")
+    p.add_argument("--model", choices=["ann", "forest"])
+    p.add_argument("--features", choices=["ann1", "ann2"], help="ann1: f_j/f_r; ann2: colours + r")
+    p.add_argument("--members", type=int, help="committee size (default 8)")
+    p.add_argument("--epochs", type=int, help="epoch limit (default 30)")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 5)")
+    p.add_argument("--batch-size", type=int, help="per-worker batch (default 512)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--weighting", choices=["column", "balanced", "none"])
+    p.add_argument("--validation", nargs="+", type=Path, help="validation inputs")
+    p.add_argument("--init-from", type=Path, help="fine-tune this model.pt")
+    p.add_argument("--workers", type=int, help="Ray Train workers (default 2)")
+    p.add_argument("--gpu", action="store_true", help="one GPU per worker")
+    p.add_argument("--no-ray", action="store_true", help="train in this process, without Ray")
+    p.add_argument("--ray-address", help="an existing Ray cluster (default: start a local one)")
+    p.add_argument("--max-failures", type=int, help="retries of a failed run (default 1)")
+    p.add_argument("--seed", type=int)
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from jpasbatch.classify.train import TrainSpec, train
+
+    fields = yaml.safe_load(args.spec.read_text()) if args.spec else {}
+    flags = {
+        "train": args.inputs or None,
+        "out": args.out,
+        "name": args.name,
+        "model": args.model,
+        "features": args.features,
+        "members": args.members,
+        "epochs": args.epochs,
+        "patience": args.patience,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weighting": args.weighting,
+        "validation": args.validation,
+        "init_from": args.init_from,
+        "workers": args.workers,
+        "ray_address": args.ray_address,
+        "max_failures": args.max_failures,
+        "seed": args.seed,
+        "use_gpu": args.gpu or None,
+        "ray": False if args.no_ray else None,
+    }
+    spec = TrainSpec(**(fields | {k: v for k, v in flags.items() if v is not None}))
+    path = train(spec)
+    print(f"model: {path}")
+    return 0
+
+
+def add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="metrics, plots and an HTML report of classifiers on labelled data",
+        description="Confusion matrices, per-class / weighted / macro F1, balanced purity "
+        "and completeness, ECE, entropy, ROC / AUC, per r-magnitude bin (17-20, 20-22.5, "
+        "22.5-23.6 and sliding 1-mag bins), QSO number estimates; reliability diagrams, "
+        "F1 vs magnitude (with the miniJPAS paper's numbers) and entropy vs S/N.",
+    )
+    p.add_argument("models", nargs="+", help="NAME=PATH (model.pt, forest.joblib or run folder)")
+    p.add_argument("--test", nargs="+", type=Path, required=True, help="labelled MOCK-schema data")
+    p.add_argument("--split", action="append", help="SPLIT values to use (default: test; 'all')")
+    p.add_argument("--out", type=Path, default=Path("evaluation"), help="report folder")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from jpasbatch.classify.evaluate import evaluate_models
+    from jpasbatch.errors import InputError
+
+    models = {}
+    for item in args.models:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = Path(item).stem if Path(item).is_file() else Path(item).name, item
+        if not Path(path).exists():
+            raise InputError("no such model", path=path)
+        models[name] = path
+    splits = None if args.split == ["all"] else (args.split or ["test"])
+    table = evaluate_models(models, args.test, args.out, splits=splits)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"report: {args.out / 'report.html'}")
+    return 0
+
+
+def add_study(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "study",
+        help="the classifier study on an emulated survey (all comparisons, one report)",
+        description="Train and compare, on the same data: ANN1 committee vs a single member, "
+        "ANN1 vs ANN2 features, ANN vs random forest, hybridisation off vs on (mock test "
+        "split), F1 per r bin beside miniJPAS QSO III, and mocks-only vs target-only vs "
+        "SSDA on held-out observed objects. Writes OUT/study.md and OUT/report.html.",
+    )
+    p.add_argument("--mocks", type=Path, required=True, help="main mock catalogue")
+    p.add_argument("--mocks-plain", type=Path, required=True, help="small mocks, no hybrids")
+    p.add_argument("--mocks-hybrid", type=Path, required=True, help="the same, hybridised")
+    p.add_argument("--sim", type=Path, required=True, help="jpasbatch simulate output (truth)")
+    p.add_argument("--catalogue", type=Path, required=True, help="the ingested survey")
+    p.add_argument("--out", type=Path, default=Path("study"))
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--budget", type=int, default=1000, help="labelled observed objects")
+    p.add_argument("--workers", type=int, default=2, help="Ray Train workers")
+    p.add_argument("--no-ray", action="store_true", help="train in this process")
+    p.set_defaults(func=_run_study)
+
+
+def _run_study(args: argparse.Namespace) -> int:
+    from jpasbatch.classify.study import StudySpec, run_study
+
+    spec = StudySpec(
+        mocks=args.mocks,
+        mocks_plain=args.mocks_plain,
+        mocks_hybrid=args.mocks_hybrid,
+        catalogue=args.catalogue,
+        truth=args.sim / "truth",
+        out=args.out,
+        epochs=args.epochs,
+        budget=args.budget,
+        workers=args.workers,
+        ray=not args.no_ray,
+    )
+    tables = run_study(spec)
+    for name, table in tables.items():
+        print(f"\n{name}\n{table.to_string(float_format=lambda v: f'{v:.3f}')}")
+    print(f"\nreport: {args.out / 'report.html'}")
+    return 0

@@ -1,0 +1,40 @@
+"""The typed job specs of every stage, and their JSON Schemas (``schemas/*_spec.schema.json``).
+
+A job spec is a YAML file whose fields are one of these pydantic models; the
+CLI validates it before any work starts, so a typo fails in the first second,
+not after an hour on the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+
+def job_specs() -> dict[str, type[BaseModel]]:
+    """Stage name -> spec model (imported lazily: the stages pull in torch, dask...)."""
+    from jpasbatch.classify.study import StudySpec
+    from jpasbatch.classify.train import TrainSpec
+    from jpasbatch.mocks.pipeline import MocksConfig
+    from jpasbatch.sim.emulator import SimulateConfig
+
+    return {
+        "simulate": SimulateConfig,
+        "mocks": MocksConfig,
+        "train": TrainSpec,
+        "study": StudySpec,
+    }
+
+
+def export(directory: str | Path) -> list[Path]:
+    """Write every spec's JSON Schema as ``<stage>_spec.schema.json`` into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, model in job_specs().items():
+        path = directory / f"{name}_spec.schema.json"
+        path.write_text(json.dumps(model.model_json_schema(), indent=1) + "\n")
+        paths.append(path)
+    return paths

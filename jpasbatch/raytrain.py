@@ -1,0 +1,158 @@
+"""The thin Ray Train layer every model's training uses.
+
+A model's per-worker loop is plain PyTorch taking one config dict (Ray Train's
+convention). With ``config["ray"]`` true it runs inside a ``TorchTrainer``
+worker and calls the functions here for the few things Ray must do: rank and
+world size, ``prepare_model`` (DDP and device), ``get_checkpoint`` to resume and
+``report`` once per epoch. Without it the same loop trains in the calling
+process and checkpoints to ``config["checkpoint_dir"]`` (how machines without
+Ray, such as the GPU nodes, run it). Ray is imported only on the Ray path.
+
+A loop's state is one dict saved as ``state.pt`` each epoch: whatever it needs
+to continue exactly where it stopped (weights, optimiser, epoch, history...).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+STATE_FILE = "state.pt"
+
+
+def rank_world(config: dict) -> tuple[int, int]:
+    """This worker's rank and the number of workers (0, 1 outside Ray)."""
+    if not config.get("ray"):
+        return 0, 1
+    import ray.train
+
+    ctx = ray.train.get_context()
+    return ctx.get_world_rank(), ctx.get_world_size()
+
+
+def prepare(model: nn.Module, config: dict) -> tuple[nn.Module, torch.device]:
+    """The module to call in the training step (DDP-wrapped under Ray) and its device.
+
+    The returned module shares parameters with ``model``; keep using ``model``
+    for anything that is not the forward pass (max-norm, state dicts).
+    """
+    if config.get("ray"):
+        import ray.train.torch
+
+        return ray.train.torch.prepare_model(model), ray.train.torch.get_device()
+    device = torch.device(config.get("device", "cpu"))
+    return model.to(device), device
+
+
+def global_steps(n: int, batch: int, world: int) -> int:
+    """Optimiser steps per epoch, the same on every worker.
+
+    Shards differ in size by a row group; a worker stepping once more than the
+    others would wait forever in DDP's all-reduce, so all take the minimum.
+    """
+    steps = max(1, n // batch)
+    if world == 1:
+        return steps
+    import torch.distributed as dist
+
+    t = torch.tensor([steps], dtype=torch.int64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())
+
+
+def load_state(config: dict) -> dict | None:
+    """The state of the last checkpoint, or None for a fresh run."""
+    if config.get("ray"):
+        import ray.train
+
+        ckpt = ray.train.get_checkpoint()
+        if ckpt is None:
+            return None
+        with ckpt.as_directory() as d:
+            return torch.load(Path(d) / STATE_FILE, weights_only=False, map_location="cpu")
+    path = Path(config["checkpoint_dir"]) / STATE_FILE if config.get("checkpoint_dir") else None
+    if path is not None and path.exists():
+        return torch.load(path, weights_only=False, map_location="cpu")
+    return None
+
+
+def save_state(state: dict, metrics: dict, config: dict, rank: int) -> None:
+    """Checkpoint ``state`` and report ``metrics`` (every rank must call it, every epoch)."""
+    if not config.get("ray"):
+        if config.get("checkpoint_dir"):
+            d = Path(config["checkpoint_dir"])
+            d.mkdir(parents=True, exist_ok=True)
+            torch.save(state, d / (STATE_FILE + ".tmp"))
+            os.replace(d / (STATE_FILE + ".tmp"), d / STATE_FILE)  # atomic
+        return
+    import ray.train
+
+    # every rank reports (Ray Train's barrier); only rank 0 uploads the state
+    if rank != 0:
+        ray.train.report(metrics, checkpoint=None)
+        return
+    with tempfile.TemporaryDirectory() as d:
+        torch.save(state, Path(d) / STATE_FILE)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+
+
+def fit(
+    loop: Callable[[dict], dict | None],
+    config: dict,
+    *,
+    run_dir: str | Path,
+    ray: bool = True,
+    workers: int = 2,
+    use_gpu: bool = False,
+    max_failures: int = 1,
+    ray_address: str | None = None,
+) -> dict:
+    """Run ``loop`` to the end and return its final state.
+
+    Parameters
+    ----------
+    loop
+        The per-worker loop (a module-level function, so Ray can ship it).
+    config
+        Its config dict (``ray``, ``checkpoint_dir`` and ``device`` are filled in here).
+    run_dir
+        ``storage_path / name`` of the Ray run; a rerun with the same folder
+        resumes from its last checkpoint (without Ray: ``run_dir/local``).
+    ray, workers, use_gpu, max_failures, ray_address
+        Whether to use Ray Train, how many workers (one CPU, or one GPU each),
+        how many retries after a failure, and the cluster (default: a local one).
+    """
+    run_dir = Path(run_dir).resolve()
+    if not ray:
+        device = "cuda" if use_gpu else "cpu"
+        return loop(
+            config | {"ray": False, "device": device, "checkpoint_dir": str(run_dir / "local")}
+        )
+    import ray as ray_
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    if not ray_.is_initialized():
+        ray_.init(address=ray_address, log_to_driver=False)
+    trainer = TorchTrainer(
+        loop,
+        train_loop_config=config | {"ray": True},
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
+        run_config=RunConfig(
+            name=run_dir.name,
+            storage_path=str(run_dir.parent),
+            failure_config=FailureConfig(max_failures=max_failures),
+            # the newest checkpoint holds everything a loop needs: two are plenty
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    result = trainer.fit()
+    with result.checkpoint.as_directory() as d:
+        return torch.load(Path(d) / STATE_FILE, weights_only=False, map_location="cpu")
