@@ -140,7 +140,9 @@ def fit(
     from ray.train.torch import TorchTrainer
 
     if not ray_.is_initialized():
-        ray_.init(address=ray_address, log_to_driver=False)
+        # no address: a new local Ray, never whatever `ray start` last left on this
+        # machine (a stale address there would hang the run)
+        ray_.init(address=ray_address or "local", log_to_driver=False)
     trainer = TorchTrainer(
         loop,
         train_loop_config=config | {"ray": True},

@@ -112,21 +112,46 @@ class Classifier:
         device: str = "cpu",
         dtype: torch.dtype = torch.float32,
         calibrated: bool = True,
+        natural: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Committee probabilities (N, 4) and the mask of classifiable rows.
 
-        Probabilities are prior-corrected to the training set's natural class
-        abundances, then (``calibrated``) temperature-scaled.
+        Probabilities are prior-corrected to the natural class abundances of the
+        validation data (``natural``; otherwise they are under the training
+        set's class weights), then (``calibrated``) temperature-scaled.
         Rows without a positive rSDSS flux (``ok`` False) get NaN. ``dtype``
         ``torch.bfloat16`` runs the matmuls in bf16 (fast on AMX CPUs and GPUs);
         probabilities are returned in float64 either way.
         """
         x, ok = self.scaler.transform(flux)
-        p = apply_prior(self._run(x, batch_size, device, dtype, members=False), self.prior)
+        p = self._run(x, batch_size, device, dtype, members=False)
+        return self._finish(p, ok, calibrated, natural), ok
+
+    def predict_with_members(
+        self,
+        flux: np.ndarray,
+        *,
+        batch_size: int = 4096,
+        device: str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`predict_proba` (natural, calibrated) and :meth:`member_probabilities` in one pass.
+
+        Returns the committee probabilities (N, 4), the members' (K, N, 4) and the
+        mask of classifiable rows.
+        """
+        x, ok = self.scaler.transform(flux)
+        members = self._run(x, batch_size, device, dtype, members=True)
+        median = committee_probabilities(torch.from_numpy(members)).numpy()
+        return self._finish(median, ok, True, True), members, ok
+
+    def _finish(self, p: np.ndarray, ok: np.ndarray, calibrated: bool, natural: bool):
+        if natural:
+            p = apply_prior(p, self.prior)
         if calibrated and self.temperature != 1.0:
             p = apply_temperature(p, self.temperature)
         p[~ok] = np.nan
-        return p, ok
+        return p
 
     @torch.no_grad()
     def _run(self, x, batch_size, device, dtype, members: bool) -> np.ndarray:

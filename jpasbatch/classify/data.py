@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +23,9 @@ from jpasbatch.catalog.schemas import BANDS, CLASSES
 from jpasbatch.errors import InputError
 
 _PHOT = [f"FLUX_{b}" for b in BANDS] + [f"FLUX_RELERR_{b}" for b in BANDS]
+#: The evaluation protocols: class abundances of the sky, or of miniJPAS QSO III's
+#: test sets (STAR, GALAXY and QSO a third each).
+Protocol = Literal["natural", "balanced"]
 _LABELS = ["OBJECT_ID", "CLASS", "MAG_R", "WEIGHT", "SPLIT"]
 
 
@@ -44,6 +48,22 @@ class LabelledSet:
         """Weights that restore natural abundances on validation / test rows (see ``MOCK``)."""
         w = np.nan_to_num(self.weight, nan=0.0)
         return w if w.sum() > 0 else np.ones(len(w))
+
+    def protocol_weights(self, protocol: Protocol) -> np.ndarray:
+        """Per-row weights of an evaluation protocol.
+
+        ``natural``: :attr:`abundance`. ``balanced``: STAR, GALAXY and QSO each
+        carry a third of the total weight (QSO_LOW and QSO_HIGH in their natural
+        proportion), as in the paper's class-balanced test sets.
+        """
+        w = self.abundance
+        if protocol == "natural":
+            return w
+        if protocol != "balanced":
+            raise ValueError(f"protocol must be natural or balanced, not {protocol!r}")
+        group = np.minimum(self.y, CLASSES.index("QSO_LOW"))  # QSO_LOW, QSO_HIGH -> one group
+        mass = np.bincount(group, weights=w, minlength=3)
+        return np.where(mass[group] > 0, w / (3 * np.where(mass > 0, mass, 1.0)[group]), 0.0)
 
     def subset(self, mask: np.ndarray) -> LabelledSet:
         return LabelledSet(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))

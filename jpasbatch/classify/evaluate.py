@@ -10,8 +10,9 @@ import pandas as pd
 
 from jpasbatch.catalog.schemas import BANDS
 from jpasbatch.classify.classifier import Classifier
-from jpasbatch.classify.data import LabelledSet, read_labelled
+from jpasbatch.classify.data import LabelledSet, Protocol, read_labelled
 from jpasbatch.classify.forest import ForestClassifier
+from jpasbatch.errors import InputError
 
 #: Test F1 of ANN1 on mocks in r bins 17-20, 20-22.5, 22.5-23.6 (miniJPAS QSO III).
 PAPER_F1 = {
@@ -23,20 +24,37 @@ PAPER_F1 = {
 _R = BANDS.index("rSDSS")
 
 
-def load_model(path: str | Path) -> Classifier | ForestClassifier:
-    """A saved ANN committee (``model.pt``) or random forest (``forest.joblib``)."""
+def model_file(path: str | Path) -> Path:
+    """The model file of a path: itself, or a run folder's ``model.pt`` / ``forest.joblib``."""
     path = Path(path)
     if path.is_dir():
         path = next((path / f for f in ("model.pt", "forest.joblib") if (path / f).exists()), path)
+    if not path.is_file():
+        raise InputError("no classifier here (expected model.pt or forest.joblib)", path=path)
+    return path
+
+
+def load_model(path: str | Path) -> Classifier | ForestClassifier:
+    """A saved ANN committee (``model.pt``) or random forest (``forest.joblib``)."""
+    path = model_file(path)
     if path.suffix == ".joblib":
         return ForestClassifier.load(path)
     return Classifier.load(path)
 
 
-def predict(model, data: LabelledSet, **kwargs) -> tuple[np.ndarray, LabelledSet]:
-    """Probabilities of the classifiable rows of ``data``, and those rows."""
-    p, ok = model.predict_proba(data.flux, **kwargs)
-    return p[ok], data.subset(ok)
+def predict(
+    model, data: LabelledSet, protocol: Protocol = "natural"
+) -> tuple[np.ndarray, LabelledSet, np.ndarray]:
+    """Probabilities of the classifiable rows of ``data``, those rows, and their weights.
+
+    ``natural``: prior-corrected probabilities, abundance weights. ``balanced``
+    (the paper's protocol): probabilities under the training priors (a third
+    per STAR / GALAXY / QSO for the mocks' weights), test rows weighted to a
+    third per STAR / GALAXY / QSO.
+    """
+    p, ok = model.predict_proba(data.flux, natural=protocol == "natural")
+    d = data.subset(ok)
+    return p[ok], d, d.protocol_weights(protocol)
 
 
 def evaluate_models(
@@ -46,28 +64,41 @@ def evaluate_models(
     *,
     splits: Sequence[str] | None = ("test",),
     title: str = "jpasbatch classifier evaluation",
+    protocol: Protocol = "natural",
 ) -> pd.DataFrame:
     """Report every model on the labelled ``test`` rows into ``out/<name>/``.
+
+    ``protocol``: ``natural`` (sky abundances) or ``balanced`` (the paper's
+    class-balanced test sets), see :func:`predict`.
 
     Returns the headline table (one row per model), also written to
     ``out/summary.csv`` and ``out/report.html`` with links to each model's report.
     """
-    from jpasbatch.classify.report import classification_report, write_html_report
+    from jpasbatch.classify.report import write_html_report
 
     out = Path(out)
     data = read_labelled(test, splits)
     rows = []
     for name, path in models.items():
-        p, d = predict(load_model(path), data)
-        with np.errstate(divide="ignore"):
-            snr = 1.0 / np.abs(d.relerr[:, _R])
-        rep = classification_report(
-            out / name, p, d.y, d.mag, snr=snr, title=f"{title}: {name}", paper=PAPER_F1,
-            sample_weight=d.abundance,
-        )  # fmt: skip
-        rows.append({"model": name, "n": len(d), **rep["headline"]})
+        rep = report_model(out / name, load_model(path), data, f"{title}: {name}", protocol)
+        n = int(rep["table"]["n"].iloc[-1])  # the "all" row: classifiable objects
+        rows.append({"model": name, "n": n, **rep["headline"]})
     table = pd.DataFrame(rows)
+    table.insert(1, "protocol", protocol)
     table.to_csv(out / "summary.csv", index=False)
     links = "".join(f'<li><a href="{n}/report.html">{n}</a></li>' for n in models)
     write_html_report(out, title, [("Models", table), ("Per-model reports", f"<ul>{links}</ul>")])
     return table
+
+
+def report_model(out: Path, model, data: LabelledSet, title: str, protocol: Protocol) -> dict:
+    """The evaluation report of one model on one labelled set (``classification_report``)."""
+    from jpasbatch.classify.report import classification_report
+
+    p, d, w = predict(model, data, protocol)
+    with np.errstate(divide="ignore"):
+        snr = 1.0 / np.abs(d.relerr[:, _R])
+    title = f"{title} ({protocol} class abundances)"
+    return classification_report(
+        out, p, d.y, d.mag, snr=snr, title=title, paper=PAPER_F1, sample_weight=w
+    )

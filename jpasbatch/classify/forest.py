@@ -46,15 +46,21 @@ class ForestClassifier:
         forest.fit(x[ok], y[ok], sample_weight=weight[ok])
         return cls(forest, scaler)
 
-    def predict_proba(self, flux: np.ndarray, **_) -> tuple[np.ndarray, np.ndarray]:
-        """Class probabilities (N, 4) (NaN where unclassifiable) and the usable-row mask."""
+    def predict_proba(
+        self, flux: np.ndarray, *, natural: bool = True, **_
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities (N, 4) (NaN where unclassifiable) and the usable-row mask.
+
+        ``natural``: prior-corrected to natural abundances, as the ANN's.
+        """
         x, ok = self.scaler.transform(flux)
         p = np.full((len(x), 4), np.nan)
         if ok.any():
             # a class absent from the training data has no column in the forest's output
             p[ok] = 0.0
             p[np.ix_(ok, self.forest.classes_)] = self.forest.predict_proba(x[ok])
-            p[ok] = apply_prior(p[ok], self.prior)
+            if natural:
+                p[ok] = apply_prior(p[ok], self.prior)
         return p, ok
 
     def save(self, path: str | Path) -> Path:

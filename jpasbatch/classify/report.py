@@ -394,6 +394,17 @@ def classification_report(
         "roc": plot_roc(probs, y, out / "roc.png", sample_weight=w),
         "f1_vs_mag": plot_f1_vs_mag({"model": sliding}, out / "f1_vs_mag.png", paper=paper),
     }
+    mag = np.asarray(mag, dtype=np.float64)
+    per_bin = []
+    for lo, hi in metrics.MAGNITUDE_BINS:
+        sel = (mag >= lo) & (mag < hi)
+        if sel.any():
+            w_bin = None if w is None else np.asarray(w)[sel]
+            cm_bin = metrics.confusion_matrix(y[sel], probs[sel].argmax(1), probs.shape[1], w_bin)
+            name = f"confusion_r{lo:g}-{hi:g}"
+            figures[name] = plot_confusion(cm_bin, out / f"{name}.png",
+                                           f"confusion matrix, {lo:g} <= r < {hi:g}")  # fmt: skip
+            per_bin.append(figures[name])
     if snr is not None:
         figures["entropy_vs_snr"] = plot_entropy_vs_snr(
             metrics.entropy(probs), snr, y, out / "entropy_vs_snr.png"
@@ -408,6 +419,7 @@ def classification_report(
         ("Headline", head),
         ("Metrics in magnitude bins", table),
         ("Confusion matrix", figures["confusion"]),
+        ("Confusion matrices per r bin", per_bin),
         ("Reliability (one vs rest)", figures["reliability"]),
         ("ROC (one vs rest)", figures["roc"]),
         ("F1 against magnitude (sliding 1-mag windows)", figures["f1_vs_mag"]),

@@ -3,14 +3,14 @@
 The observed world has labels only where spectroscopy exists: the emulator's
 "spectroscopic cross-match" (bright-biased, class-dependent, like DESI / SDSS
 targets). A label budget is drawn from the cross-matched objects of the
-ingested catalogue; every other ingested object to ``r_max`` (their classes
-known only to the emulator's hidden truth) is held out for evaluation. Three
-models share that budget: mocks-only (never sees observed labels),
-target-only (trained from scratch on the budget) and SSDA (the mocks-only
-model fine-tuned on the budget).
+ingested catalogue. Three models share that budget: mocks-only (never sees
+observed labels), target-only (trained from scratch on the budget) and SSDA
+(the mocks-only model fine-tuned on the budget).
 
-Held out are *all* observed objects, not only cross-matched ones: that is the
-population a VAC classifies, and on an emulator its labels are free.
+Two held-out sets: the cross-matched objects outside the budget (the SSDA
+paper's protocol: held-out J-PAS x DESI objects, QSO-rich), and *all* other
+observed objects to ``r_max``, whose classes only the emulator's hidden truth
+knows: the population a VAC classifies, at the sky's abundances.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ def labelled_observed(
     truth
         The emulator's truth folder (``OBJECT_ID``, ``CLASS``, ``Z``, ``MAG_R``, ``IN_XMATCH``).
     out
-        Destination: ``adapt.parquet`` (SPLIT train / validation) and ``heldout.parquet`` (test).
+        Destination: ``adapt.parquet`` (SPLIT train / validation), ``heldout.parquet``
+        (every other object, SPLIT test) and ``heldout_xmatch.parquet`` (the
+        cross-matched ones among them).
     budget
         Labelled observed objects available for training (train + validation).
     validation_fraction
@@ -73,8 +75,13 @@ def labelled_observed(
     split[rng.permutation(budget)[:n_val]] = "validation"
     held = np.setdiff1d(np.arange(len(obs)), chosen)
     held = held[obs["MAG_R"].to_numpy()[held] <= r_max]
-    paths = {"adapt": out / "adapt.parquet", "heldout": out / "heldout.parquet"}
-    for key, rows, sp in (("adapt", chosen, split), ("heldout", held, "test")):
+    held_xmatch = held[obs["IN_XMATCH"].to_numpy()[held]]
+    paths = {key: out / f"{key}.parquet" for key in ("adapt", "heldout", "heldout_xmatch")}
+    for key, rows, sp in (
+        ("adapt", chosen, split),
+        ("heldout", held, "test"),
+        ("heldout_xmatch", held_xmatch, "test"),
+    ):
         df = obs.iloc[rows]
         flux = df[_PHOT[: len(BANDS)]].to_numpy(float)
         relerr = df[_PHOT[len(BANDS) :]].to_numpy(float)

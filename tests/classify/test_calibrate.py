@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.special import softmax
 
 from jpasbatch.classify.calibrate import apply_temperature, fit_temperature, nll
@@ -44,3 +45,20 @@ def test_prior_correction_against_bayes():
     y_over = np.r_[np.zeros(900, int), np.ones(1000, int)]
     w_over = np.r_[np.ones(900), 0.1 * np.ones(1000)]
     np.testing.assert_allclose(prior_ratio(y_train, w_train, y_over, w_over, n_classes=2), ratio)
+
+
+def test_protocol_weights(make_toy):
+    from jpasbatch.classify.data import from_table
+
+    data = from_table(make_toy(400, seed=3))
+    data.weight = np.where(data.y >= 2, 0.1, 1.0)  # QSOs oversampled x10
+    natural = data.protocol_weights("natural")
+    np.testing.assert_array_equal(natural, data.weight)
+    w = data.protocol_weights("balanced")
+    group = np.minimum(data.y, 2)
+    np.testing.assert_allclose([w[group == g].sum() for g in range(3)], [1 / 3] * 3)
+    # within the QSO third, QSO_LOW : QSO_HIGH stays as in the natural weights
+    ratio = natural[data.y == 2].sum() / natural[data.y == 3].sum()
+    assert w[data.y == 2].sum() / w[data.y == 3].sum() == pytest.approx(ratio)
+    with pytest.raises(ValueError, match="protocol"):
+        data.protocol_weights("uniform")

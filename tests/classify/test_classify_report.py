@@ -40,6 +40,7 @@ def test_classification_report_writes_everything(tmp_path):
     )
 
     names = ("confusion", "reliability", "roc", "f1_vs_mag", "entropy_vs_snr")
+    names += tuple(f"confusion_r{lo:g}-{hi:g}" for lo, hi in metrics.MAGNITUDE_BINS)
     assert set(rep["figures"]) == set(names)
     for key in ("report", "metrics_csv", "metrics_sliding_csv", "metrics_json"):
         assert rep[key].is_file() and rep[key].parent == out
@@ -50,7 +51,7 @@ def test_classification_report_writes_everything(tmp_path):
     page = rep["report"].read_text()
     assert _png_links(page) == {f.name for f in pngs}  # relative links, every figure
     assert "toy &lt;model&gt;" in page and "<p>extra section</p>" in page
-    assert "<style>" in page and page.count("<h2>") == 9
+    assert "<style>" in page and page.count("<h2>") == 10
 
     table = pd.read_csv(rep["metrics_csv"])
     expected = metrics.evaluate(p, y, mag)

@@ -41,6 +41,9 @@ def test_budget_and_heldout(tmp_path, make_toy):
     # every catalogued object to r_max that is not in the budget is held out
     faint_enough = set(t.index[t.MAG_R <= 23.6]) & set(obs.OBJECT_ID)
     assert set(held.OBJECT_ID) == faint_enough - set(adapt.OBJECT_ID)
+    # the cross-matched part of it: the SSDA paper's held-out set
+    xm = pq.read_table(paths["heldout_xmatch"]).to_pandas()
+    assert set(xm.OBJECT_ID) == set(held.OBJECT_ID) & set(t.index[t.IN_XMATCH])
     # labels and photometry travel with the right object
     np.testing.assert_array_equal(held.CLASS, t.loc[held.OBJECT_ID, "CLASS"])
     o = obs.set_index("OBJECT_ID")

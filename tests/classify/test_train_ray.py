@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 import pandas as pd
-import pytest
 import yaml
 
 from jpasbatch.classify.classifier import Classifier
@@ -18,14 +17,6 @@ from jpasbatch.classify.data import read_labelled
 from jpasbatch.classify.train import TrainSpec, train
 
 ARCH = {"members": 3, "hidden": 64, "layers": 3, "batch_size": 64, "lr": 3e-3}
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 def test_shards_partition_the_rows(toy_mocks):

@@ -38,6 +38,13 @@ def test_partition_structure_and_weights():
         mixed[mixed.SPLIT == "train"].CLASS.value_counts()
         == 5 * plain[plain.SPLIT == "train"].CLASS.value_counts()
     ).all()
+    # partners of similar brightness only (magnitude bins): a hybrid's r stays near its
+    # base object's; one bin over the whole 14-24 mag range shifts faint ones by magnitudes
+    hyb = mixed[mixed.SPLIT == "train"]
+    base_id = hyb.OBJECT_ID - (hyb.OBJECT_ID % 10_000_000) // 1_000_000 * 1_000_000
+    base_r = plain.set_index("OBJECT_ID").loc[base_id, "MAG_R"].to_numpy()
+    shift = np.abs(hyb.MAG_R.to_numpy() - base_r)
+    assert np.median(shift) < 0.05 and np.quantile(shift, 0.95) < 0.3
     # weights only on training rows; STAR / GALAXY / QSO each 1/3 of this partition's share
     train = plain[plain.SPLIT == "train"]
     merged = train.CLASS.str.replace("QSO_LOW", "QSO").str.replace("QSO_HIGH", "QSO")
