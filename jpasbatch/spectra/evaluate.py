@@ -1,0 +1,204 @@
+"""Metrics of spectral classification and redshifts, and the evaluation report.
+
+Metrics (the papers' definitions):
+
+* accuracy and the confusion matrix (rows: true class);
+* |dv| = c |z_p - z_t| / (1 + z_t) accuracy: the fraction below 6000, 12000
+  and 30000 km/s (FNet, DR16Q);
+* GaSNet-II's ``Bias = |ln((1 + z_t) / (1 + z_p))|`` and good fraction
+  ``N(Bias < thr) / N`` with thr 0.0015 for galaxies and 0.015 for QSOs;
+* ``Delta z = |z_p - z_t| / (1 + z_t)`` (its mean) and ``MAE = mean |z_p - z_t|``;
+* error calibration: the fraction with ``|z_p - z_t| <= k sigma_z``, k = 1, 2, 3
+  (0.683, 0.954, 0.997 for Gaussian errors); and the robust fraction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from jpasbatch.classify.metrics import confusion_matrix
+from jpasbatch.spectra.emulate import CLASSES
+from jpasbatch.spectra.predict import C_KMS, SpectraModel, add_reference_columns
+from jpasbatch.spectra.store import SpectraStore
+
+#: |dv| thresholds of the FNet paper, km/s.
+DV_THRESHOLDS = (6000.0, 12000.0, 30000.0)
+#: GaSNet-II good-fraction thresholds on Bias.
+GOOD_THRESHOLDS = {"GALAXY": 0.0015, "QSO": 0.015}
+
+#: The papers' numbers (metric key -> {source: value}) beside which ours are reported.
+PAPER: dict[str, dict[str, float]] = {
+    "accuracy": {"GaSNet-II SDSS DR16": 0.99, "GaSNet-II DESI EDR": 0.96,
+                 "GaSNet-II 4MOST mocks": 0.98},
+    "dz_GALAXY": {"GaSNet-II SDSS DR16": 0.0023, "GaSNet-II DESI EDR": 0.028,
+                  "GaSNet-II 4MOST mocks": 0.0055},
+    "gf_GALAXY": {"GaSNet-II SDSS DR16": 0.63, "GaSNet-II 4MOST mocks": 0.68},
+    "dz_QSO": {"GaSNet-II SDSS DR16": 0.021, "GaSNet-II DESI EDR": 0.048,
+               "GaSNet-II 4MOST mocks": 0.003},
+    "gf_QSO": {"GaSNet-II 4MOST mocks": 0.71},
+    "within3_GALAXY": {"GaSNet-II SDSS DR16": 0.96},
+    "within3_QSO": {"GaSNet-II SDSS DR16": 0.96},
+    "fnet_dv6000_QSO": {"FNet DR16Q": 0.970},
+    "fnet_dv12000_QSO": {"FNet DR16Q": 0.980},
+    "fnet_dv30000_QSO": {"FNet DR16Q": 0.989},
+}  # fmt: skip
+#: Row labels of the comparison table.
+LABELS = {
+    "accuracy": "3-class accuracy",
+    "dz_GALAXY": "mean Delta z, galaxies",
+    "gf_GALAXY": "good fraction (Bias < 0.0015), galaxies",
+    "dz_QSO": "mean Delta z, QSOs",
+    "gf_QSO": "good fraction (Bias < 0.015), QSOs",
+    "within3_GALAXY": "within 3 sigma_z, galaxies",
+    "within3_QSO": "within 3 sigma_z, QSOs",
+    "dv6000_QSO": "|dv| < 6000 km/s, QSOs (GaSNet-II)",
+    "fnet_dv6000_QSO": "|dv| < 6000 km/s, QSOs (FNet)",
+    "fnet_dv12000_QSO": "|dv| < 12000 km/s, QSOs (FNet)",
+    "fnet_dv30000_QSO": "|dv| < 30000 km/s, QSOs (FNet)",
+}
+
+
+def dv_kms(z_pred: np.ndarray, z_true: np.ndarray) -> np.ndarray:
+    """Velocity difference c (z_p - z_t) / (1 + z_t), km/s."""
+    return C_KMS * (np.asarray(z_pred) - np.asarray(z_true)) / (1 + np.asarray(z_true))
+
+
+def dv_accuracy(z_pred, z_true, thresholds=DV_THRESHOLDS) -> dict[float, float]:
+    """Fraction with |dv| below each threshold."""
+    dv = np.abs(dv_kms(z_pred, z_true))
+    return {t: float(np.mean(dv < t)) for t in thresholds}
+
+
+def gasnet_bias(z_pred, z_true) -> np.ndarray:
+    """GaSNet-II Eq. 9: |ln((1 + z_t) / (1 + z_p))|."""
+    return np.abs(np.log((1 + np.asarray(z_true)) / (1 + np.asarray(z_pred))))
+
+
+def good_fraction(z_pred, z_true, threshold: float) -> float:
+    """GaSNet-II Eq. 10: fraction with Bias below ``threshold``."""
+    return float(np.mean(gasnet_bias(z_pred, z_true) < threshold))
+
+
+def delta_z(z_pred, z_true) -> np.ndarray:
+    """GaSNet-II Eq. 11: |z_p - z_t| / (1 + z_t)."""
+    return np.abs(np.asarray(z_pred) - np.asarray(z_true)) / np.abs(1 + np.asarray(z_true))
+
+
+def calibration(z_pred, z_true, sigma, ks=(1, 2, 3)) -> dict[int, float]:
+    """Fraction of |z_p - z_t| <= k sigma for each k."""
+    d = np.abs(np.asarray(z_pred) - np.asarray(z_true))
+    s = np.asarray(sigma)
+    return {k: float(np.mean(d <= k * s)) for k in ks}
+
+
+def redshift_metrics(z_pred, z_true, sigma=None, robust=None, good_threshold=None) -> dict:
+    """Every redshift metric of one set of objects."""
+    z_pred, z_true = np.asarray(z_pred, float), np.asarray(z_true, float)
+    out = {"n": int(z_true.size)}
+    if z_true.size == 0:
+        return out
+    out["mae"] = float(np.mean(np.abs(z_pred - z_true)))
+    out["dz"] = float(np.mean(delta_z(z_pred, z_true)))
+    out["dz_median"] = float(np.median(delta_z(z_pred, z_true)))
+    for t, v in dv_accuracy(z_pred, z_true).items():
+        out[f"dv{int(t)}"] = v
+    if good_threshold is not None:
+        out["gf"] = good_fraction(z_pred, z_true, good_threshold)
+    if sigma is not None:
+        for k, v in calibration(z_pred, z_true, sigma).items():
+            out[f"within{k}"] = v
+        out["sigma_median"] = float(np.median(sigma))
+    if robust is not None:
+        robust = np.asarray(robust, bool)
+        out["robust_fraction"] = float(np.mean(robust))
+        if robust.any() and good_threshold is not None:
+            out["gf_robust"] = good_fraction(z_pred[robust], z_true[robust], good_threshold)
+    return out
+
+
+# --------------------------------------------------------------------------- on a store
+
+
+def predict_store(
+    model: SpectraModel, data: str | Path, split: str | None = "test", batch: int = 256,
+    progress: bool = True,
+) -> pd.DataFrame:  # fmt: skip
+    """Predictions for a prepared-spectra folder's ``split`` rows, joined to its labels."""
+    from tqdm import tqdm
+
+    st = SpectraStore(data)
+    idx = st.index
+    rows = np.flatnonzero((idx["SPLIT"] == split).to_numpy()) if split else np.arange(len(idx))
+    parts = []
+    for s in tqdm(range(0, len(rows), batch), desc="spectra", disable=not progress):
+        r = rows[s : s + batch]
+        flux, _, good = st.arrays(r)
+        parts.append(model.predict_arrays(flux, good))
+    pred = pd.concat(parts, ignore_index=True)
+    labels = idx.iloc[rows].reset_index(drop=True)
+    labels = labels.rename(columns={"CLASS": "CLASS_TRUE", "Z": "Z_TRUE"})
+    table = pd.concat([labels, pred], axis=1)
+    table["Z_REF"] = table["Z_TRUE"]
+    return add_reference_columns(table)
+
+
+def metrics_table(
+    table: pd.DataFrame, val_mae: dict[str, float] | None = None
+) -> tuple[dict, pd.DataFrame, np.ndarray]:
+    """Summary metrics, a per-class redshift table and the confusion matrix of predictions.
+
+    ``table`` has ``CLASS_TRUE``, ``Z_TRUE`` and the columns of
+    :meth:`~jpasbatch.spectra.predict.SpectraModel.predict_arrays`; ``val_mae``
+    gives each regressor's robust threshold.
+    """
+    val_mae = val_mae or {}
+    y = np.array([CLASSES.index(c) for c in table["CLASS_TRUE"]])
+    p = np.array([CLASSES.index(c) for c in table["CLASS"]])
+    cm = confusion_matrix(y, p, n_classes=len(CLASSES))
+    summary: dict = {"n": len(table), "accuracy": float(np.mean(y == p))}
+    for j, c in enumerate(CLASSES):
+        summary[f"recall_{c}"] = float(cm[j, j] / max(cm[j].sum(), 1))
+    rows = []
+    for c in ("GALAXY", "QSO"):
+        sel = (table["CLASS_TRUE"] == c).to_numpy()
+        if not sel.any() or f"Z_{c}" not in table:
+            continue
+        t = table[sel]
+        # the class's own regressors (GaSNet-II evaluates each ResNet_i on its class)
+        m = redshift_metrics(
+            t[f"Z_{c}"],
+            t["Z_TRUE"],
+            t[f"Z_{c}_ERR"],
+            t[f"Z_{c}_ERR"] <= val_mae.get(c, np.inf),
+            GOOD_THRESHOLDS[c],
+        )
+        rows.append({"model": f"GaSNet-II z_{c.lower()} (10 members)", "class": c, **m})
+        # the full pipeline: the predicted class's redshift (stars at 0)
+        m = redshift_metrics(t["Z"], t["Z_TRUE"], good_threshold=GOOD_THRESHOLDS[c])
+        rows.append({"model": "GaSNet-II pipeline (predicted class)", "class": c, **m})
+        if c == "QSO" and "Z_FNET" in t:
+            m = redshift_metrics(t["Z_FNET"], t["Z_TRUE"], good_threshold=GOOD_THRESHOLDS[c])
+            rows.append({"model": "FNet", "class": c, **m})
+    per_class = pd.DataFrame(rows)
+    for r in rows:
+        if r["model"].startswith("GaSNet-II z_"):
+            for k in ("dz", "mae", "gf", "dv6000", "dv12000", "dv30000", "within1", "within2",
+                      "within3"):  # fmt: skip
+                summary[f"{k}_{r['class']}"] = r.get(k)
+        if r["model"] == "FNet":
+            for k in ("dz", "dv6000", "dv12000", "dv30000"):
+                summary[f"fnet_{k}_QSO"] = r.get(k)
+    return summary, per_class, cm
+
+
+def comparison_table(summary: dict) -> pd.DataFrame:
+    """Ours beside the papers' numbers, one row per metric."""
+    rows = []
+    for key, label in LABELS.items():
+        rows.append(
+            {"metric": label, "ours (emulated test)": summary.get(key)} | PAPER.get(key, {})
+        )
+    return pd.DataFrame(rows).set_index("metric")

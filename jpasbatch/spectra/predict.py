@@ -1,0 +1,266 @@
+"""Classes and redshifts of spectra from a trained model folder.
+
+One row per spectrum:
+
+``ID``, ``SOURCE``
+    From the file (or the prepared index).
+``P_STAR``, ``P_GALAXY``, ``P_QSO``, ``CLASS``
+    The classifier's probabilities and its most probable class.
+``Z``, ``Z_ERR``, ``ROBUST``
+    GaSNet-II's redshift for the predicted class: the mean of its regressors
+    and their standard deviation (Eq. 8); 0 for stars. ``ROBUST`` is
+    ``Z_ERR <= `` that regressor's validation MAE (the paper's Sec. 4.2.3).
+``Z_<CLASS>``, ``Z_<CLASS>_ERR``
+    Every regressor ensemble's answer, whatever the predicted class (to use
+    when the class is known from elsewhere).
+``Z_FNET``
+    FNet's redshift (meaningful for QSOs).
+``Z_REF``, ``CLASS_REF``, ``DV_KMS``, ``DV_FNET_KMS``, ``SNR``, ``N_GOOD``
+    The file's own redshift and class when it has them (SDSS ``SPECOBJ``),
+    and the velocity differences c (z - z_ref) / (1 + z_ref), ready for |dv|
+    statistics; median S/N per pixel and usable pixels on the grid.
+
+The GaSNet-II networks of a model run as one vectorised pass per batch (the
+classifier and every ensemble); :meth:`SpectraModel.predict_naive` runs each
+member separately, for the benchmark.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from jpasbatch.errors import InputError
+from jpasbatch.spectra.gasnet import Z_RANGE, ensemble_statistics
+from jpasbatch.spectra.grid import LogGrid, median_snr, network_input, resample
+from jpasbatch.spectra.loop import build_model
+from jpasbatch.spectra.train import MODEL_FILE
+
+C_KMS = 299792.458
+
+
+class SpectraModel:
+    """A trained GaSNet-II system (+ FNet) ready for inference.
+
+    Parameters
+    ----------
+    saved
+        The dict :func:`jpasbatch.spectra.train.train` writes to ``model.pt``.
+    """
+
+    def __init__(self, saved: dict, device: str = "cpu") -> None:
+        self.saved = saved
+        self.classes: list[str] = list(saved["classes"])
+        self.grid = LogGrid(**saved["grid"])
+        self.device = torch.device(device)
+        self.nets: dict[str, torch.nn.Module] = {}
+        self.targets: dict[str, str] = {}
+        self._members: dict[str, list] = {}
+        for part, p in saved["parts"].items():
+            net = build_model(p["task"], p["hparams"], self.grid.n)
+            net.load_state_dict(p["state_dict"])
+            self.nets[part] = net.to(self.device).eval()
+            if p["task"] == "regressor":
+                self.targets[part] = p["target_class"]
+        #: validation MAE of each regressor ensemble (the robust threshold)
+        self.val_mae = {
+            self.targets[k]: saved["val"][k]["best"] for k in self.targets if k in saved["val"]
+        }
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> SpectraModel:
+        """Load a model folder (or its ``model.pt``)."""
+        path = Path(path)
+        file = path / MODEL_FILE if path.is_dir() else path
+        if not file.exists():
+            raise InputError("no trained spectral model here (model.pt missing)", path=path)
+        return cls(torch.load(file, weights_only=False, map_location="cpu"), device)
+
+    # ------------------------------------------------------------------ kernels
+    @torch.no_grad()
+    def _outputs(self, flux: np.ndarray, good: np.ndarray, naive: bool = False) -> dict:
+        out = {}
+        x_rms = torch.from_numpy(network_input(flux, good, "rms")).to(self.device)
+        for part, net in self.nets.items():
+            task = self.saved["parts"][part]["task"]
+            if task == "fnet":
+                x = torch.from_numpy(network_input(flux, good, "zero_mean")).to(self.device)
+                out[part] = net(x).float().cpu().numpy()
+            elif naive and net.members > 1:
+                if part not in self._members:  # built once: the peer is timed on inference only
+                    self._members[part] = [
+                        net.member(m).to(self.device).eval() for m in range(net.members)
+                    ]
+                members = self._members[part]
+                out[part] = torch.cat([mm(x_rms) for mm in members], 1).float().cpu().numpy()
+            else:
+                out[part] = net(x_rms).float().cpu().numpy()
+        return out
+
+    def predict_arrays(
+        self, flux: np.ndarray, good: np.ndarray, naive: bool = False
+    ) -> pd.DataFrame:
+        """Predictions for resampled ``(n, L)`` spectra on the model's grid."""
+        out = self._outputs(flux, good, naive)
+        if "classifier" not in out:
+            raise InputError("this model has no classifier (trained with 'only')")
+        probs = torch.softmax(torch.from_numpy(out["classifier"][:, 0]), -1).numpy()
+        cols: dict = {f"P_{c}": probs[:, j] for j, c in enumerate(self.classes)}
+        pred = probs.argmax(1)
+        cols["CLASS"] = np.array(self.classes)[pred]
+        z = np.zeros(len(flux))
+        z_err = np.zeros(len(flux))
+        robust = np.ones(len(flux), bool)
+        for part, target in self.targets.items():
+            zm = np.clip(out[part][:, :, 0], *Z_RANGE)
+            mean, std = (t.numpy() for t in ensemble_statistics(torch.from_numpy(zm)))
+            cols[f"Z_{target}"], cols[f"Z_{target}_ERR"] = mean, std
+            is_cls = cols["CLASS"] == target
+            z[is_cls], z_err[is_cls] = mean[is_cls], std[is_cls]
+            robust[is_cls] = std[is_cls] <= self.val_mae.get(target, np.inf)
+        cols["Z"], cols["Z_ERR"], cols["ROBUST"] = z, z_err, robust
+        if "fnet" in out:
+            cols["Z_FNET"] = np.clip(out["fnet"], *Z_RANGE)
+        return pd.DataFrame(cols)
+
+    def predict_naive(self, flux: np.ndarray, good: np.ndarray) -> pd.DataFrame:
+        """The same as :meth:`predict_arrays`, one member at a time (the benchmark's peer)."""
+        return self.predict_arrays(flux, good, naive=True)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _batches(paths: Sequence[str | Path], grid: LogGrid, size: int) -> Iterator[tuple]:
+    """Resampled batches ``(meta rows, flux, ivar, good, rejects)`` of the spectra in ``paths``."""
+    from jpasbatch.spectra.readers import read_spectra
+
+    rows, fl, iv, gd, rejects = [], [], [], [], []
+    for path in paths:
+        try:
+            spectra = read_spectra(path)
+        except InputError as exc:
+            rejects.append({"SOURCE": str(path), "ID": "", "REASON": str(exc)})
+            continue
+        for sp in spectra:
+            f, v, ok = resample(sp.wavelength, sp.flux, sp.ivar, sp.good, grid)
+            if not ok.any():
+                reason = "no usable pixel on the model's wavelength grid"
+                rejects.append({"SOURCE": str(path), "ID": sp.id, "REASON": reason})
+                continue
+            z, c = sp.meta.get("Z"), sp.meta.get("CLASS")
+            rows.append(
+                {
+                    "ID": sp.id,
+                    "SOURCE": str(path),
+                    "Z_REF": float(z) if z is not None else np.nan,
+                    "CLASS_REF": str(c).strip().upper() if c is not None else "",
+                }
+            )
+            fl.append(f)
+            iv.append(v)
+            gd.append(ok)
+            if len(rows) == size:
+                yield rows, np.stack(fl), np.stack(iv), np.stack(gd), rejects
+                rows, fl, iv, gd, rejects = [], [], [], [], []
+    if rows or rejects:
+        empty = np.zeros((0, grid.n))
+        yield (
+            rows,
+            np.stack(fl) if fl else empty,
+            np.stack(iv) if iv else empty,
+            np.stack(gd) if gd else empty.astype(bool),
+            rejects,
+        )
+
+
+def add_reference_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """``DV_KMS`` (and ``DV_FNET_KMS``): c (z - Z_REF) / (1 + Z_REF), NaN without a reference."""
+    zr = table["Z_REF"].to_numpy(float)
+    table["DV_KMS"] = C_KMS * (table["Z"].to_numpy(float) - zr) / (1 + zr)
+    if "Z_FNET" in table:
+        table["DV_FNET_KMS"] = C_KMS * (table["Z_FNET"].to_numpy(float) - zr) / (1 + zr)
+    return table
+
+
+def predict_spectra(
+    model: SpectraModel,
+    batches: Iterable[tuple],
+    total: int | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predict every batch ``(meta rows, flux, ivar, good, rejects)``; returns (table, rejects)."""
+    from tqdm import tqdm
+
+    parts, rejects = [], []
+    bar = tqdm(total=total, desc="spectra", unit="spec", disable=not progress)
+    for rows, flux, ivar, good, rej in batches:
+        rejects += rej
+        if not rows:
+            continue
+        pred = model.predict_arrays(flux, good)
+        meta = pd.DataFrame(rows)
+        meta["SNR"] = median_snr(flux, ivar, good)
+        meta["N_GOOD"] = good.sum(1)
+        parts.append(pd.concat([meta.reset_index(drop=True), pred], axis=1))
+        bar.update(len(rows))
+    bar.close()
+    if not parts:
+        raise InputError("no spectrum could be read from the inputs")
+    table = add_reference_columns(pd.concat(parts, ignore_index=True))
+    return table, pd.DataFrame(rejects, columns=["SOURCE", "ID", "REASON"])
+
+
+def predict_files(
+    paths: Sequence[str | Path],
+    model_dir: str | Path,
+    out: str | Path,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> Path:
+    """Predict the spectra in ``paths`` and write ``out`` (Parquet, CSV or FITS by suffix)."""
+    model = SpectraModel.load(model_dir)
+    table, rejects = predict_spectra(
+        model, _batches(paths, model.grid, batch_size), total=None, progress=progress
+    )
+    from jpasbatch.provenance import provenance
+
+    meta = provenance(parameters={"model": str(Path(model_dir).resolve())})
+    path = write_table(table, out, meta)
+    if len(rejects):
+        write_table(rejects, Path(out).with_name(Path(out).stem + "_rejects.parquet"), meta)
+    return path
+
+
+def write_table(table: pd.DataFrame, out: str | Path, provenance: dict | None = None) -> Path:
+    """Write ``table`` atomically as Parquet (default), CSV or FITS, by the file suffix."""
+    import json
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    suffix = out.suffix.lower()
+    tmp = out.with_name(f".tmp-{uuid.uuid4().hex}{out.suffix}")
+    if suffix == ".csv":
+        table.to_csv(tmp, index=False)
+    elif suffix in (".fits", ".fit"):
+        from astropy.table import Table
+
+        t = Table.from_pandas(table)
+        t.meta["PROVJSON"] = json.dumps(provenance or {})[:60000]
+        t.write(tmp, format="fits")
+    else:
+        arrow = pa.Table.from_pandas(table, preserve_index=False)
+        meta = {b"jpasbatch.provenance": json.dumps(provenance or {}, default=str).encode()}
+        pq.write_table(
+            arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), **meta}), tmp
+        )
+    os.replace(tmp, out)
+    return out
