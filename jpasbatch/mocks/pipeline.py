@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jpasbatch.catalog.cuts import photometry_arrays
 from jpasbatch.catalog.rowpart import write_partition, write_properties
-from jpasbatch.catalog.schemas import BANDS, MOCK
+from jpasbatch.catalog.schemas import BANDS, MOCK, MOCK_EXT, PHYSICAL_LABELS
 from jpasbatch.distributed import dask_client
 from jpasbatch.mocks.augment import balanced_split, hybridise, inverse_density_weights
 from jpasbatch.mocks.noise import observe
@@ -55,7 +55,8 @@ class MocksConfig(BaseModel):
     error_model
         ``similarity`` (needs an observed catalogue) or ``depth``.
     hybridise
-        Replace the training rows by ``hybrid_factor`` hybrids each (b = ``hybrid_b``).
+        Replace the training rows by ``hybrid_factor`` hybrids each (b = ``hybrid_b``),
+        mixed within ``hybrid_bins`` equal-count r-magnitude bins per partition.
     qso_boost
         QSOs are drawn ``qso_boost`` times more often than on the sky: they are
         ~1% of objects to r = 24, too few for a classifier to learn from. The
@@ -66,6 +67,12 @@ class MocksConfig(BaseModel):
         Objects per partition (before hybridisation).
     embed_epochs
         Training epochs of the similarity-search embedder.
+    extras
+        Also write the optional ``MOCK_EXT`` columns the foundation model uses:
+        ``CLASS_STAR`` (the emulator's stellarity model at a miniJPAS seeing), the
+        external bands and ``MORPH_TYPE`` (:mod:`jpasbatch.sim.external`, depth
+        errors), and the physical labels ``TEFF`` / ``EW_<LINE>``. Drawn from a
+        random stream of their own, so the ``MOCK`` columns are the same either way.
     fast
         Coarse redshift grids (tests).
     """
@@ -79,9 +86,11 @@ class MocksConfig(BaseModel):
     hybridise: bool = False
     hybrid_factor: int = Field(5, ge=1)
     hybrid_b: float = Field(0.1, gt=0)
+    hybrid_bins: int = Field(15, ge=1)
     qso_boost: float = Field(1.0, ge=1)
     partition_rows: int = Field(50_000, gt=0)
     embed_epochs: int = Field(10, ge=1)
+    extras: bool = False
     fast: bool = False
 
 
@@ -156,11 +165,12 @@ def make_partition(index: int, config: MocksConfig, observed=None, embedder=None
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, index]))
     n = min(config.partition_rows, config.n_objects - index * config.partition_rows)
     pop = sample_objects(n, rng, config.r_max, config.qso_boost)
-    flux, _ = world("simulated", config.fast).true_fluxes(pop, rng)
+    flux, labels = world("simulated", config.fast).true_fluxes(pop, rng)
     classes = pop["CLASS"].to_numpy().astype(object)
     z, r_mag = pop["Z"].to_numpy(float), pop["MAG_R"].to_numpy(float)
     ids = (config.seed * 1_000_000_000 + index * 10_000_000 + np.arange(n)).astype(np.int64)
     split = balanced_split(classes, rng).astype(object)
+    extra = _extra_columns(pop, flux, labels, config, index) if config.extras else None
     if config.hybridise:
         train = split == "train"
         fh, ch, rh = hybridise(
@@ -170,6 +180,11 @@ def make_partition(index: int, config: MocksConfig, observed=None, embedder=None
             rng,
             factor=config.hybrid_factor,
             b=config.hybrid_b,
+            # mix only objects of similar brightness: the paper's ~20,000-object bins
+            # cut its 300,000 training objects into ~15 magnitude bins; a partition
+            # is smaller, so its bins are a fifteenth of it (a 16-mag star in a
+            # 23-mag galaxy's mix would outshine it)
+            bin_size=max(1, -(-int(train.sum()) // config.hybrid_bins)),
         )
         k = config.hybrid_factor
         flux = np.concatenate([fh, flux[~train]])
@@ -182,6 +197,11 @@ def make_partition(index: int, config: MocksConfig, observed=None, embedder=None
             [np.tile(ids[train], k) + np.repeat(np.arange(k), train.sum()) * 1_000_000, ids[~train]]
         )
         split = np.concatenate([np.full(len(ch), "train", object), split[~train]])
+        if extra is not None:  # a hybrid keeps its base object's extra columns
+            extra = {
+                k: np.concatenate([np.tile(v[train], config.hybrid_factor), v[~train]])
+                for k, v in extra.items()
+            }
     obs_flux, relerr = _errors(flux, config, rng, observed, embedder)
     train = split == "train"
     weight = np.zeros(len(flux))
@@ -200,7 +220,44 @@ def make_partition(index: int, config: MocksConfig, observed=None, embedder=None
         "WEIGHT": weight,
         "SPLIT": split.astype(str),
     }
+    if extra is not None:
+        return pa.table(columns | extra, schema=MOCK_EXT)
     return pa.table(columns, schema=MOCK)
+
+
+def _extra_columns(
+    pop: pd.DataFrame, flux: np.ndarray, labels: pd.DataFrame, config: MocksConfig, index: int
+) -> dict[str, np.ndarray]:
+    """The optional ``MOCK_EXT`` columns of one partition's objects (before hybridisation)."""
+    from jpasbatch.sim.emulator import class_star
+    from jpasbatch.sim.external import external_columns
+
+    # a stream of its own: the MOCK columns do not change when extras are on
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, index, 1]))
+    tiles = reference_tiles()
+    seeing_r = np.array([t.seeing[BANDS.index("rSDSS")] for t in tiles])
+    seeing = seeing_r[rng.integers(0, len(tiles), len(pop))]
+    half_light = pop["HALF_LIGHT_ARCSEC"].to_numpy(float)
+    mag_r = pop["MAG_R"].to_numpy(float)
+    cols = {"CLASS_STAR": class_star(half_light, mag_r, seeing, rng)}
+    cols |= external_columns(
+        flux,
+        pop["CLASS"].to_numpy(),
+        pop["Z"].to_numpy(float),
+        mag_r,
+        pop["SUBTYPE"].to_numpy(),
+        half_light,
+        labels["TEFF"].to_numpy(float),
+        "simulated",
+        rng,
+    )
+    cls = pop["CLASS"].to_numpy()
+    for name in PHYSICAL_LABELS:
+        v = labels[name].to_numpy(float).copy()
+        # OJALA's label sets: Teff for stars, line equivalent widths for galaxies
+        v[cls != ("STAR" if name == "TEFF" else "GALAXY")] = np.nan
+        cols[name] = v
+    return cols
 
 
 def make_mocks(
@@ -250,7 +307,8 @@ def make_mocks(
         parameters=config.model_dump(),
     )
     parts = [f"part-{k:05d}.parquet" for k in range(n_parts)]
-    return write_properties(out, MOCK, parts, int(sum(rows)), prov)
+    schema = MOCK_EXT if config.extras else MOCK
+    return write_properties(out, schema, parts, int(sum(rows)), prov)
 
 
 def _write_partition(index: int, config: MocksConfig, observed, embedder, out: str) -> int:
@@ -258,7 +316,8 @@ def _write_partition(index: int, config: MocksConfig, observed, embedder, out: s
     if path.exists():  # resume: finished partitions stay
         return pq.read_metadata(path).num_rows
     table = make_partition(index, config, observed, embedder)
-    return write_partition(table, path, MOCK, {"seed": config.seed, "partition": index})
+    schema = MOCK_EXT if config.extras else MOCK
+    return write_partition(table, path, schema, {"seed": config.seed, "partition": index})
 
 
 def error_model_report(

@@ -12,7 +12,11 @@ a bright-biased, class-dependent spectroscopic cross-match subset.
 Writes, per pointing, ``catalogue/tile-<id>.parquet`` in the CEFCA archive
 layout (read back by :mod:`jpasbatch.catalog.readers` like real data) and
 ``truth/tile-<id>.parquet`` (class, redshift, magnitude, physical labels, the
-noiseless fluxes and the cross-match flag).
+noiseless fluxes and the cross-match flag), and ``external/tile-<id>.parquet``
+(schema ``EXTERNAL``: the Legacy Surveys g r z / WISE W1 W2 fluxes and the
+morphological type a cross-match with those surveys would add, see
+:mod:`jpasbatch.sim.external`; drawn from a random stream of its own, so the
+catalogue and truth are the same with or without it).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from jpasbatch.catalog.readers import write_archive_like
-from jpasbatch.catalog.schemas import BANDS, OBSERVED
+from jpasbatch.catalog.schemas import BANDS, EXTERNAL, OBSERVED
 from jpasbatch.distributed import dask_client
 from jpasbatch.mocks.noise import observe
 from jpasbatch.provenance import provenance
@@ -198,15 +202,28 @@ def simulate_tile(
     return catalogue, pd.concat([truth, true_cols], axis=1)
 
 
+def external_table(truth: pd.DataFrame, config: SimulateConfig, index: int) -> pa.Table:
+    """The external photometry of one pointing (schema ``EXTERNAL``), from its truth table."""
+    from jpasbatch.sim.external import external_from_truth
+
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, index, 1]))
+    return pa.Table.from_pandas(
+        external_from_truth(truth, "observed", rng), schema=EXTERNAL, preserve_index=False
+    )
+
+
 def _run_tile(tile: Tile, area: float, config: SimulateConfig, index: int, out: str) -> dict:
     """Simulate and write one pointing (skipped when its files exist: resume)."""
     out_dir = Path(out)
     cat_path = out_dir / "catalogue" / f"tile-{tile.tile_id}.parquet"
     truth_path = out_dir / "truth" / f"tile-{tile.tile_id}.parquet"
-    if not (cat_path.exists() and truth_path.exists()):
+    ext_path = out_dir / "external" / f"tile-{tile.tile_id}.parquet"
+    if not (cat_path.exists() and truth_path.exists() and ext_path.exists()):
         catalogue, truth = simulate_tile(tile, area, config, index)
+        external = external_table(truth, config, index)
         for path, write in (
             (truth_path, lambda p: truth.to_parquet(p, index=False)),
+            (ext_path, lambda p: pq.write_table(external, p)),
             (cat_path, lambda p: write_archive_like(p, catalogue, layout="array", fmt="parquet")),
         ):
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,6 +273,7 @@ def simulate(
         "tiles": [r["tile"] for r in results],
         "catalogue": str(out / "catalogue"),
         "truth": str(out / "truth"),
+        "external": str(out / "external"),
         "provenance": provenance(parameters=config.model_dump()),
     }
     (out / SUMMARY).write_text(json.dumps(summary, indent=1))

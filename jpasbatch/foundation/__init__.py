@@ -1,0 +1,1 @@
+"""The OJALA-style transformer foundation model (DESIGN.md item 3)."""
