@@ -17,8 +17,11 @@ $(BIN)/activate: pyproject.toml
 	$(BIN)/pip install -q $(PIP_FLAGS) -e ".[dev]"
 	touch $(BIN)/activate
 
+# the quickstart: photometry of the bundled templates, then the whole pipeline on an
+# emulated field (jobs/quickstart.yaml: local Dask, local Ray); a rerun skips what is done
 demo: $(BIN)/activate
-	$(BIN)/jpasbatch demo --out demo_output
+	$(BIN)/jpasbatch demo --out demo_output/templates
+	$(BIN)/jpasbatch run jobs/quickstart.yaml
 
 lint: $(BIN)/activate
 	$(BIN)/ruff check jpasbatch tests benchmarks

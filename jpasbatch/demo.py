@@ -1,12 +1,6 @@
-"""The quickstart run by ``make demo``.
+"""The quickstart run by ``make demo``: J-PAS photometry of the bundled templates.
 
-1. J-PAS photometry of the bundled templates (:func:`run_demo`).
-2. The pipeline end to end on an emulated 0.3-deg2 field (:func:`run_pipeline`):
-   simulate -> ingest (HATS, local Dask) -> mocks (similarity-search errors) ->
-   train (ANN committee on local Ray Train, 2 workers) -> evaluate (HTML report)
-   on the mocks' test split and on Test-Real.
-
-Templates: stars at rest, galaxies at a spread of low redshifts, quasars at redshifts where
+Stars at rest, galaxies at a spread of low redshifts, quasars at redshifts where
 their templates cover the J-PAS range (with Inoue+2014 IGM absorption), each
 scaled to rSDSS = 20 AB, observed through the 60 bands and written to Parquet,
 with the filter curves and the spectra-with-photometry as figures.
@@ -96,39 +90,3 @@ def run_demo(out: str | Path) -> dict[str, Path]:
         out / "photospectra.png",
     )
     return outputs
-
-
-def run_pipeline(out: str | Path, *, area_deg2: float = 0.3, epochs: int = 4) -> dict[str, Path]:
-    """Simulate, ingest, build mocks, train and evaluate on a small emulated field.
-
-    Sized for a laptop (a few minutes on 2 cores); every stage is the library
-    function the CLI calls, on a local Dask cluster and a local Ray runtime.
-    """
-    from jpasbatch.catalog.ingest import ingest
-    from jpasbatch.classify.evaluate import evaluate_models
-    from jpasbatch.classify.train import TrainSpec, train
-    from jpasbatch.distributed import dask_client
-    from jpasbatch.mocks.pipeline import MocksConfig, make_mocks
-    from jpasbatch.mocks.testsets import build_test_sets
-    from jpasbatch.sim.emulator import SimulateConfig, simulate
-
-    out = Path(out)
-    with dask_client(n_workers=2) as client:
-        simulate(out / "sim", SimulateConfig(area_deg2=area_deg2, fast=True), client=client)
-        cat_files = sorted((out / "sim" / "catalogue").glob("*.parquet"))
-        ingest(cat_files, out / "catalogue", client=client, progress=False)
-        config = MocksConfig(n_objects=20_000, qso_boost=10, fast=True, partition_rows=10_000)
-        make_mocks(out / "mocks" / "mocks", config, observed=out / "catalogue", client=client)
-    build_test_sets(out / "sim", out / "mocks")
-    model = train(TrainSpec(train=[out / "mocks" / "mocks"], out=out / "runs", name="ann1",
-                            epochs=epochs, batch_size=256, workers=2))  # fmt: skip
-    tests = {"mock test split": ([out / "mocks" / "mocks"], ("test",)),
-             "Test-Real": ([out / "mocks" / "test_real.parquet"], None)}  # fmt: skip
-    for name, (paths, splits) in tests.items():
-        folder = out / "evaluation" / name.replace(" ", "_").lower()
-        evaluate_models({"ann1": model}, paths, folder, splits=splits, title=name)
-    return {
-        "model": model,
-        "report (mocks)": out / "evaluation" / "mock_test_split" / "report.html",
-        "report (Test-Real)": out / "evaluation" / "test-real" / "report.html",
-    }

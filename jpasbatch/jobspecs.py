@@ -12,19 +12,34 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+#: The pipeline's stages, in order (the sections of a job spec).
+STAGES = ("simulate", "ingest", "mocks", "train", "infer", "evaluate")
+
 
 def job_specs() -> dict[str, type[BaseModel]]:
     """Stage name -> spec model (imported lazily: the stages pull in torch, dask...)."""
+    from jpasbatch.bench.spec import BenchSpec
     from jpasbatch.classify.study import StudySpec
     from jpasbatch.classify.train import TrainSpec
+    from jpasbatch.foundation.train import FoundationSpec
+    from jpasbatch.job import JobSpec
     from jpasbatch.mocks.pipeline import MocksConfig
     from jpasbatch.sim.emulator import SimulateConfig
+    from jpasbatch.spectra.emulate import EmulateConfig
+    from jpasbatch.spectra.train import SpectraTrainSpec
+    from jpasbatch.vac.infer import InferSpec
 
     return {
         "simulate": SimulateConfig,
         "mocks": MocksConfig,
         "train": TrainSpec,
         "study": StudySpec,
+        "foundation_train": FoundationSpec,
+        "infer": InferSpec,
+        "spectra_emulate": EmulateConfig,
+        "spectra_train": SpectraTrainSpec,
+        "job": JobSpec,
+        "bench": BenchSpec,
     }
 
 

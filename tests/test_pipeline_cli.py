@@ -48,6 +48,6 @@ def test_simulate_ingest_mocks_report(tmp_path, capsys):
     html = (ev / "report.html").read_text()
     assert "ann/report.html" in html and "rf/report.html" in html
     summary = pd.read_csv(ev / "summary.csv").set_index("model")
-    p, d = predict(load_model(runs / "rf" / "forest.joblib"), read_labelled([test_real]))
-    expected = f1_score(d.y, p.argmax(1), average="weighted", labels=np.arange(4))
+    p, d, w = predict(load_model(runs / "rf" / "forest.joblib"), read_labelled([test_real]))
+    expected = f1_score(d.y, p.argmax(1), average="weighted", labels=np.arange(4), sample_weight=w)
     assert abs(summary.loc["rf", "weighted_f1"] - expected) < 1e-9

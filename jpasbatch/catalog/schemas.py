@@ -95,6 +95,46 @@ MOCK = pa.schema(
 
 CLASSES: tuple[str, ...] = ("STAR", "GALAXY", "QSO_LOW", "QSO_HIGH")
 
+#: External broad bands (DESI Legacy Surveys g r z, WISE W1 W2), as OJALA uses them.
+EXTERNAL_BANDS: tuple[str, ...] = ("DECAM_G", "DECAM_R", "DECAM_Z", "WISE_W1", "WISE_W2")
+#: Legacy Surveys morphological models (``TYPE``), in class-index order.
+MORPH_TYPES: tuple[str, ...] = ("PSF", "REX", "EXP", "DEV")
+#: Physical truth labels of the emulator and the mocks (names of the truth table).
+PHYSICAL_LABELS: tuple[str, ...] = ("TEFF", "EW_HALPHA", "EW_HBETA", "EW_OIII_5007", "EW_NII_6584")
+
+_EXTERNAL_FIELDS = [
+    *[_f(flux_column(b), pa.float32(), FLUX_UNIT, f"total (model) flux in {b}")
+      for b in EXTERNAL_BANDS],
+    *[_f(relerr_column(b), pa.float32(), "", f"relative flux error in {b} (err / flux)")
+      for b in EXTERNAL_BANDS],
+    _f("MORPH_TYPE", pa.string(), "", "Legacy-Surveys-like morphological model: "
+       + ", ".join(MORPH_TYPES)),
+]  # fmt: skip
+
+#: External photometry of observed objects (the emulator's Legacy Surveys + WISE cross-match).
+EXTERNAL = pa.schema(
+    [_ID, *_EXTERNAL_FIELDS],
+    metadata={"product": "external", "bands": ",".join(EXTERNAL_BANDS)},
+)
+
+#: ``MOCK`` with optional columns appended (all nullable): stellarity, the external
+#: bands and morphology, and the physical labels. What the foundation model trains on;
+#: every ``MOCK`` reader reads it unchanged (extra columns pass validation).
+MOCK_EXT = pa.schema(
+    [
+        *MOCK,
+        _f("CLASS_STAR", pa.float32(), "", "SExtractor-like stellarity, 1 = point-like"),
+        *_EXTERNAL_FIELDS,
+        _f("TEFF", pa.float64(), "K", "stellar effective temperature (stars only)"),
+        *[
+            _f(f"EW_{line}", pa.float64(), "Angstrom",
+               f"rest-frame equivalent width of {line}, emission positive")
+            for line in ("HALPHA", "HBETA", "OIII_5007", "NII_6584")
+        ],
+    ],
+    metadata={"product": "mock", "bands": ",".join(BANDS)},
+)  # fmt: skip
+
 #: Value-added catalogue (columns named as in the OJALA VAC where one exists).
 VAC = pa.schema(
     [
@@ -105,7 +145,21 @@ VAC = pa.schema(
         _f("ENTROPY", pa.float32(), "bit", "entropy of the class probabilities (log2)"),
         _f("Z_PHOT", pa.float32(), "", "photometric redshift"),
         _f("Z_PHOT_ERR", pa.float32(), "", "photometric redshift error"),
-        _f("QUALITY", pa.int32(), "", "bit flags: 1 = few bands, 2 = outside training range"),
+        _f(
+            "QUALITY",
+            pa.int32(),
+            "",
+            "bit flags: 1 = fewer than 50 observed bands, 2 = rSDSS magnitude outside the "
+            "classifier's training range",
+        ),
+        _f("MAG_R", pa.float32(), "mag", "observed rSDSS AB magnitude (aperture flux)"),
+        _f("N_BANDS", pa.int16(), "", "observed J-PAS bands (finite flux and error)"),
+        _f(
+            "PROVENANCE_ID",
+            pa.string(),
+            "",
+            "key of the run that made the row in the VAC's provenance.json (code, models, spec)",
+        ),
     ],
     metadata={"product": "vac"},
 )
@@ -125,6 +179,8 @@ REJECTS = pa.schema(
 SCHEMAS: dict[str, pa.Schema] = {
     "observed": OBSERVED,
     "mock": MOCK,
+    "mock_ext": MOCK_EXT,
+    "external": EXTERNAL,
     "vac": VAC,
     "rejects": REJECTS,
 }

@@ -1,0 +1,94 @@
+"""The VAC sub-commands: ``infer`` and ``targets``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_infer(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "infer",
+        help="run trained models over a catalogue into a value-added catalogue (VAC)",
+        description="Dask maps the models over the catalogue's partitions (HEALPix pixels "
+        "of an ingested catalogue, or row groups of a Parquet file such as `jpasbatch "
+        "photometry` writes), loading them once per worker. Writes OUT/dataset/ (Parquet: "
+        "P_STAR, P_GALAXY, P_QSO_LOW, P_QSO_HIGH, CLASS, ENTROPY, Z_PHOT, ..., a HATS "
+        "catalogue when the input is one: lsdb.open_catalog(OUT)), OUT/arrays.zarr "
+        "(committee members' probabilities, embeddings; aligned by row), OUT/rejects/ "
+        "(rows no model can use, with the reason), OUT/provenance.json and "
+        "OUT/vac_summary.json, and the QSO target list in OUT/targets/. Rows in = VAC rows "
+        "+ rejected rows is checked at the end. An interrupted run continues with --resume.",
+    )
+    p.add_argument("--model", type=Path, required=True, help="classifier run folder or file")
+    p.add_argument("--catalog", "--catalogue", dest="catalogue", type=Path, required=True,
+                   help="ingested catalogue folder, or a Parquet file / folder")  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("vac"), help="VAC folder")
+    p.add_argument("--foundation", type=Path, help="foundation model (photo-z, embeddings)")
+    p.add_argument("--resume", action="store_true", help="keep finished partitions in --out")
+    p.add_argument("--batch-size", type=int, default=65536, help="rows per forward pass")
+    p.add_argument("--rows-per-partition", type=int, default=200_000,
+                   help="rows per task for plain Parquet input")  # fmt: skip
+    p.add_argument("--workers", type=int, help="local Dask workers (default: one per core)")
+    p.add_argument("--dask-address", help="a running Dask scheduler (tcp://host:8786)")
+    p.add_argument("--gpus", type=int, default=0,
+                   help="dask-cuda workers on this many GPUs (needs the gpu extra)")  # fmt: skip
+    p.add_argument("--bf16", action="store_true", help="bfloat16 matmuls (GPUs, AMX CPUs)")
+    p.add_argument("--p-qso", type=float, default=0.5, help="target list: P(QSO) threshold")
+    p.add_argument("--mag-limit", type=float, default=23.0, help="target list: faintest rSDSS")
+    p.set_defaults(func=_run_infer)
+
+
+def _run_infer(args: argparse.Namespace) -> int:
+    from jpasbatch.vac.infer import InferSpec, infer
+    from jpasbatch.vac.targets import write_targets
+
+    spec = InferSpec(
+        catalogue=args.catalogue,
+        model=args.model,
+        foundation=args.foundation,
+        out=args.out,
+        resume=args.resume,
+        batch_size=args.batch_size,
+        rows_per_partition=args.rows_per_partition,
+        gpus=args.gpus,
+        dtype="bfloat16" if args.bf16 else "float32",
+        workers=args.workers,
+        dask_address=args.dask_address,
+    )
+    summary = infer(spec)
+    targets = write_targets(args.out, threshold=args.p_qso, mag_limit=args.mag_limit)
+    print(f"rows in:       {summary['rows_in']:,}")
+    print(f"VAC rows:      {summary['rows_vac']:,}")
+    print(
+        f"rows rejected: {summary['rows_rejected']:,} {json.dumps(summary['rejected_by_reason'])}"
+    )
+    print(f"partitions:    {summary['partitions']} ({summary['partitions_resumed']} resumed)")
+    print(f"VAC:           {summary['vac']}")
+    print(f"targets:       {targets['qso_targets']}")
+    return 0
+
+
+def add_targets(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "targets",
+        help="QSO target list and expected counts from a VAC (FITS and CSV)",
+        description="QSO candidates for spectroscopic follow-up: P(QSO_LOW) + P(QSO_HIGH) "
+        "above a threshold and rSDSS below a limit, most probable first; and the expected "
+        "number of stars, galaxies and QSOs per magnitude bin (sums of probabilities).",
+    )
+    p.add_argument("vac", type=Path, help="VAC folder (jpasbatch infer --out)")
+    p.add_argument("--out", type=Path, help="output folder (default: VAC/targets)")
+    p.add_argument("--p-qso", type=float, default=0.5, help="P(QSO) threshold")
+    p.add_argument("--mag-limit", type=float, default=23.0, help="faintest rSDSS magnitude")
+    p.set_defaults(func=_run_targets)
+
+
+def _run_targets(args: argparse.Namespace) -> int:
+    from jpasbatch.vac.targets import write_targets
+
+    paths = write_targets(args.vac, args.out, threshold=args.p_qso, mag_limit=args.mag_limit)
+    for name, path in paths.items():
+        print(f"{name:<22} {path}")
+    return 0

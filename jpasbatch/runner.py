@@ -1,0 +1,322 @@
+"""The job runner: simulate -> ingest -> mocks -> train -> infer -> evaluate.
+
+Each stage is the library function its command calls, with its inputs wired
+from earlier stages (see :mod:`jpasbatch.job`). Before a stage runs, its
+*fingerprint* is computed: a hash of its parameters and of its inputs, which
+are either earlier stages' fingerprints or, for files from outside the job,
+their SHA-256 checksums. ``WORKDIR/job_state.json`` records the fingerprint of
+every finished stage; a stage whose fingerprint is unchanged and whose outputs
+exist is skipped. Changing a parameter reruns that stage and, through the
+fingerprints, everything downstream of it. ``start`` forces a stage and those
+after it to run; ``dry_run`` prints the plan and runs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jpasbatch.errors import JpasBatchError
+from jpasbatch.job import JobSpec
+from jpasbatch.jobspecs import STAGES
+from jpasbatch.provenance import file_sha256
+
+STATE = "job_state.json"
+
+
+@dataclass
+class StagePlan:
+    """What the runner will do with one stage, and why."""
+
+    stage: str
+    action: str  # "run" or "skip"
+    reason: str
+    fingerprint: str
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def line(self) -> str:
+        return f"{self.stage:<9} {self.action:<5} {self.reason}"
+
+
+class Paths:
+    """Where a job's stages write (all under the workdir) or read (explicit inputs)."""
+
+    def __init__(self, job: JobSpec) -> None:
+        w = job.workdir
+        self.job = job
+        self.workdir = w
+        self.sim = w / "sim"
+        self.catalogue = w / "catalogue"
+        self.mocks_dir = w / "mocks"
+        self.mocks = w / "mocks" / "mocks"
+        self.runs = w / "runs"
+        self.vac = w / "vac"
+        self.evaluation = w / "evaluation"
+        self.report = w / "report.html"
+
+    @property
+    def model(self) -> Path:
+        job = self.job
+        if job.infer is not None and job.infer.model is not None:
+            return job.infer.model
+        if job.train is None:
+            raise JpasBatchError("no classifier: add a train stage or set infer.model")
+        name = "forest.joblib" if job.train.model == "forest" else "model.pt"
+        return self.runs / job.train.name / name
+
+    @property
+    def infer_catalogue(self) -> Path:
+        job = self.job
+        if job.infer is not None and job.infer.catalogue is not None:
+            return job.infer.catalogue
+        if job.ingest is None:
+            raise JpasBatchError("nothing to infer on: add an ingest stage or set infer.catalogue")
+        return self.catalogue
+
+    def outputs(self, stage: str) -> dict[str, Path]:
+        job = self.job
+        return {
+            "simulate": {"catalogue": self.sim / "catalogue", "truth": self.sim / "truth"},
+            "ingest": {"catalogue": self.catalogue / "ingest_summary.json"},
+            "mocks": {"mocks": self.mocks / "_properties.json"},
+            "train": {"model": self.model} if job.train else {},
+            "infer": {"vac": self.vac / "vac_summary.json", "targets": self.vac / "targets"},
+            "evaluate": {"report": self.report},
+        }[stage]
+
+
+# --------------------------------------------------------------------------- planning
+def plan(job: JobSpec, *, start: str | None = None) -> list[StagePlan]:
+    """The fingerprint and the run / skip decision of every stage of ``job``."""
+    if start is not None and start not in job.stages():
+        raise JpasBatchError(f"--from {start}: the job's stages are {', '.join(job.stages())}")
+    paths = Paths(job)
+    state = _read_state(paths.workdir)
+    prints: dict[str, str] = {}
+    plans = []
+    forced = False
+    for stage in job.stages():
+        forced = forced or stage == start
+        fp = _fingerprint(stage, job, paths, prints, state)
+        prints[stage] = fp
+        outputs = {k: str(v) for k, v in paths.outputs(stage).items()}
+        done = state.get("stages", {}).get(stage, {})
+        if forced:
+            action, reason = "run", f"--from {start}"
+        elif done.get("fingerprint") != fp:
+            action = "run"
+            reason = "never run" if not done else "inputs or parameters changed"
+        elif not all(Path(p).exists() for p in outputs.values()):
+            action, reason = "run", "outputs missing"
+        else:
+            action, reason = "skip", f"unchanged since {done.get('finished', '?')}"
+        plans.append(StagePlan(stage, action, reason, fp, outputs))
+    return plans
+
+
+def _fingerprint(stage: str, job: JobSpec, paths: Paths, prints: dict, state: dict) -> str:
+    section = getattr(job, stage)
+    upstream = {
+        "simulate": [],
+        "ingest": ["simulate"] if job.ingest and job.ingest.inputs is None else [],
+        "mocks": ["ingest", "simulate"],
+        "train": ["mocks"] if job.train and job.train.train is None else [],
+        "infer": ["train", "ingest"],
+        "evaluate": ["mocks", "train", "infer", "simulate"],
+    }[stage]
+    external: list[Path] = []
+    if stage == "ingest" and job.ingest.inputs is not None:
+        external = expand(job.ingest.inputs)
+    if stage == "train" and job.train.train is not None:
+        external = list(job.train.train)
+    if stage == "infer":
+        if job.infer.catalogue is not None:
+            external.append(job.infer.catalogue)
+        if job.infer.model is not None:
+            external.append(job.infer.model)
+    blob = {
+        "stage": stage,
+        "parameters": section.model_dump(mode="json"),
+        "upstream": {s: prints[s] for s in upstream if s in prints},
+        "external": {str(p): _checksum(p, state) for p in external},
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _checksum(path: Path, state: dict) -> str:
+    """SHA-256 of a file or folder, remembered by (size, mtime) between runs."""
+    path = Path(path)
+    if not path.exists():
+        raise JpasBatchError(f"input {path} does not exist")
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    cache = state.setdefault("checksums", {})
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        key = f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+        if key not in cache:
+            cache[key] = file_sha256(f)
+        h.update(f"{f.relative_to(path) if path.is_dir() else f.name}={cache[key]}".encode())
+    return h.hexdigest()
+
+
+def expand(patterns: list[Path]) -> list[Path]:
+    """Input paths with shell-style globs expanded (a pattern matching nothing is an error)."""
+    import glob
+
+    files: list[Path] = []
+    for pattern in map(str, patterns):
+        if glob.has_magic(pattern):
+            found = sorted(glob.glob(pattern))
+            if not found:
+                raise JpasBatchError(f"no input file matches {pattern}")
+            files += map(Path, found)
+        else:
+            files.append(Path(pattern))
+    return files
+
+
+def _read_state(workdir: Path) -> dict:
+    path = workdir / STATE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_state(workdir: Path, state: dict) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    tmp = workdir / (STATE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(workdir / STATE)
+
+
+# --------------------------------------------------------------------------- running
+def run_job(
+    job: JobSpec,
+    *,
+    start: str | None = None,
+    dry_run: bool = False,
+    progress: bool = True,
+    echo=print,
+) -> list[StagePlan]:
+    """Run ``job`` (or, with ``dry_run``, only print its plan); returns the plan."""
+    from jpasbatch.engines import Engines
+
+    plans = plan(job, start=start)
+    echo(f"job {job.name!r} in {job.workdir}:")
+    for p in plans:
+        echo("  " + p.line())
+    if dry_run:
+        return plans
+    paths = Paths(job)
+    with Engines(job.resources) as engines:
+        for p in plans:
+            if p.action == "skip":
+                continue
+            echo(f"== {p.stage}")
+            t0 = time.perf_counter()
+            _STAGE_FUNCS[p.stage](job, paths, engines, progress)
+            state = _read_state(paths.workdir)
+            state.setdefault("stages", {})[p.stage] = {
+                "fingerprint": p.fingerprint,
+                "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+                "seconds": round(time.perf_counter() - t0, 1),
+                "outputs": p.outputs,
+            }
+            _write_state(paths.workdir, state)
+            echo(f"   {p.stage} done in {time.perf_counter() - t0:.0f} s")
+    return plans
+
+
+def _simulate(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
+    from jpasbatch.sim.emulator import simulate
+
+    simulate(paths.sim, job.simulate, client=engines.dask)
+
+
+def _ingest(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
+    from jpasbatch.catalog.ingest import ingest
+
+    spec = job.ingest
+    inputs = (
+        expand(spec.inputs) if spec.inputs else sorted((paths.sim / "catalogue").glob("*.parquet"))
+    )
+    summary = ingest(
+        inputs,
+        paths.catalogue,
+        cuts=spec.cuts,
+        max_rows_per_partition=spec.max_rows_per_partition,
+        chunk_rows=spec.chunk_rows,
+        client=engines.dask,
+        progress=progress,
+    )
+    print(summary.to_text())
+
+
+def _mocks(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
+    from jpasbatch.mocks.pipeline import MocksConfig, error_model_report, make_mocks
+    from jpasbatch.mocks.testsets import build_test_sets
+
+    spec = job.mocks
+    config = MocksConfig(**spec.model_dump(exclude={"report"}))
+    observed = paths.catalogue if job.ingest else None
+    make_mocks(paths.mocks, config, observed=observed, client=engines.dask)
+    if job.simulate:
+        build_test_sets(paths.sim, paths.mocks_dir, seed=config.seed)
+    if spec.report and observed is not None:
+        truth = paths.sim / "truth" if job.simulate else None
+        error_model_report(paths.mocks_dir / "report", observed, config, truth=truth)
+
+
+def _train(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
+    from jpasbatch.classify.train import TrainSpec, train
+
+    ray = job.resources.ray
+    fields = job.train.model_dump(exclude={"train", "out"})
+    fields |= {"workers": ray.workers, "use_gpu": ray.use_gpu, "max_failures": ray.max_failures}
+    fields |= {"ray_address": ray.address}
+    spec = TrainSpec(train=job.train.train or [paths.mocks], out=paths.runs, **fields)
+    print(f"model: {train(spec)}")
+
+
+def _infer(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
+    from jpasbatch.vac.infer import InferSpec, infer
+    from jpasbatch.vac.targets import write_targets
+
+    spec = job.infer
+    infer_spec = InferSpec(
+        catalogue=paths.infer_catalogue,
+        model=paths.model,
+        foundation=spec.foundation,
+        out=paths.vac,
+        batch_size=spec.batch_size,
+        rows_per_partition=spec.rows_per_partition,
+        dtype=spec.dtype,
+        gpus=job.resources.gpus,
+    )
+    summary = infer(infer_spec, client=None if job.resources.gpus else engines.dask,
+                    progress=progress)  # fmt: skip
+    targets = write_targets(
+        paths.vac, threshold=spec.targets.p_qso, mag_limit=spec.targets.mag_limit
+    )
+    print(f"VAC: {summary['rows_vac']:,} rows, {summary['rows_rejected']:,} rejected; "
+          f"targets: {targets['qso_targets']}")  # fmt: skip
+
+
+def _evaluate(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
+    from jpasbatch.report import job_report
+
+    job_report(job, paths)
+
+
+_STAGE_FUNCS = {
+    "simulate": _simulate,
+    "ingest": _ingest,
+    "mocks": _mocks,
+    "train": _train,
+    "infer": _infer,
+    "evaluate": _evaluate,
+}
+assert set(_STAGE_FUNCS) == set(STAGES)

@@ -1,0 +1,1 @@
+"""Value-added catalogues: partitioned inference, Zarr arrays, target lists."""

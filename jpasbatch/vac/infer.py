@@ -1,0 +1,378 @@
+"""Partitioned inference into a value-added catalogue, on Dask.
+
+One Dask task per input partition (a HEALPix pixel of an ingested catalogue,
+or a group of row groups of a plain Parquet file) reads it, runs the models
+(loaded once per worker process), and writes, in this order and each
+atomically: the partition's dense arrays (Zarr), its rejects, and its VAC rows
+(Parquet). The Parquet file is the partition's completion mark, so
+
+* a task that dies half-way (a lost worker) is simply run again by Dask and
+  overwrites its own leftovers;
+* ``resume=True`` skips the partitions whose VAC file exists, after checking
+  they were made by the same code, models and parameters.
+
+At the end, rows in = VAC rows + rejected rows is checked from the files on
+disk, and the folder is finished as a HATS catalogue (when the input was one)
+with ``provenance.json`` and ``vac_summary.json`` beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Literal
+
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm import tqdm
+
+from jpasbatch.catalog.schemas import REJECTS
+from jpasbatch.errors import JpasBatchError
+from jpasbatch.provenance import file_sha256, provenance
+from jpasbatch.vac import arrays as zarr_arrays
+from jpasbatch.vac.kernel import RowConservationError, process_partition
+from jpasbatch.vac.models import load_models, model_checksum
+from jpasbatch.vac.sources import Partition, is_hats, partitions, read_partition
+
+SUMMARY = "vac_summary.json"
+PROVENANCE = "provenance.json"
+
+
+class InferSpec(BaseModel):
+    """A VAC production run.
+
+    Attributes
+    ----------
+    catalogue
+        Ingested HATS catalogue, Parquet file or folder, or a ``jpasbatch
+        photometry`` output.
+    model
+        The classifier: a ``jpasbatch train`` run folder, ``model.pt`` or ``forest.joblib``.
+    foundation
+        Optional foundation model (photo-z, physical parameters, embeddings).
+    out
+        The VAC folder.
+    resume
+        Continue an interrupted run in ``out`` (finished partitions are kept).
+    batch_size
+        Rows per forward pass.
+    rows_per_partition
+        Plain Parquet inputs: rows per task (HATS inputs keep their pixels).
+    device, dtype
+        Where the networks run and in which precision (``bfloat16``: faster on
+        GPUs and AMX CPUs, probabilities agree to ~1e-2).
+    gpus
+        Start a dask-cuda ``LocalCUDACluster`` on this many GPUs (needs the
+        ``gpu`` extra); implies ``device = cuda``.
+    workers, dask_address
+        Local Dask workers (default: one per core), or a running scheduler.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    catalogue: Path
+    model: Path
+    foundation: Path | None = None
+    out: Path = Path("vac")
+    resume: bool = False
+    batch_size: int = Field(65536, ge=1)
+    rows_per_partition: int = Field(200_000, ge=1)
+    device: Literal["cpu", "cuda"] = "cpu"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    gpus: int = Field(0, ge=0)
+    workers: int | None = Field(None, ge=1)
+    dask_address: str | None = None
+
+
+def infer(spec: InferSpec, *, client=None, progress: bool = True) -> dict:
+    """Produce the VAC of ``spec``; returns its summary (also ``out/vac_summary.json``)."""
+    out = spec.out
+    if spec.gpus:
+        spec = spec.model_copy(update={"device": "cuda"})
+    _prepare_out(out, spec.resume)
+    parts = partitions(spec.catalogue, spec.rows_per_partition)
+    checksums = {"classifier": model_checksum(_model_file(spec.model))}
+    if spec.foundation is not None:
+        checksums["foundation"] = model_checksum(spec.foundation)
+    run = _run_record(spec, checksums)
+    run_id = run["id"]
+    (out / "dataset").mkdir(parents=True, exist_ok=True)
+    (out / "rejects").mkdir(exist_ok=True)
+    zarr_arrays.init_store(out, {"provenance_id": run_id})
+    done = [p for p in parts if (out / "dataset" / f"{p.key}.parquet").exists()]
+    for p in done:
+        _check_same_run(out / "dataset" / f"{p.key}.parquet", run_id)
+    todo = [p for p in parts if p not in done]
+    t0 = time.perf_counter()
+    results = _run_tasks(todo, spec, run_id, client, progress)
+    seconds = time.perf_counter() - t0
+    _remove_leftovers(out)
+    counts = _conserved(out, parts)
+    inputs = _input_checksums(out, parts, results)
+    record = provenance(inputs=inputs, parameters=json.loads(spec.model_dump_json()))
+    record |= {"id": run_id, "models": checksums, "run": run}
+    if is_hats(spec.catalogue):
+        record["catalogue_provenance"] = _hats_provenance(spec.catalogue)
+    (out / PROVENANCE).write_text(json.dumps(record, indent=1))
+    _finish_catalogue(out, spec, parts, counts["rows_vac"], record)
+    summary = {
+        **counts,
+        "partitions": len(parts),
+        "partitions_resumed": len(done),
+        "seconds": seconds,
+        "rows_per_s": sum(r["rows_in"] for r in results) / seconds if seconds else None,
+        "vac": str(out),
+        "arrays": str(out / zarr_arrays.STORE),
+        "rejects": str(out / "rejects"),
+        "provenance_id": run_id,
+    }
+    (out / SUMMARY).write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+# --------------------------------------------------------------------------- the task
+def run_partition(part: Partition, spec: dict, run_id: str) -> dict:
+    """The Dask task: one partition in, its arrays, rejects and VAC rows written."""
+    spec_ = InferSpec(**spec)
+    _limit_threads()
+    models = load_models(spec_.model, spec_.foundation, device=spec_.device, dtype=spec_.dtype)
+    t0 = time.perf_counter()
+    table = read_partition(part)
+    first_row = _first_row(part)
+    result = process_partition(
+        table,
+        models,
+        source=part.path,
+        first_row=first_row,
+        provenance_id=run_id,
+        batch_size=spec_.batch_size,
+    )
+    out = spec_.out
+    zarr_arrays.write_partition_arrays(
+        out, part.key, result.vac["OBJECT_ID"].to_numpy(), result.arrays
+    )
+    name = zarr_arrays.group_name(part.key)
+    _atomic_parquet(result.rejects, out / "rejects" / f"{name}.parquet", {})
+    meta = {"provenance_id": run_id, "source": part.path, "source_rows": str(table.num_rows)}
+    _atomic_parquet(result.vac, out / "dataset" / f"{part.key}.parquet", meta)
+    return {
+        "key": part.key,
+        "rows_in": table.num_rows,
+        "rows_vac": result.vac.num_rows,
+        "rows_rejected": result.rejects.num_rows,
+        "source_sha256": file_sha256(part.path) if part.row_groups is None else None,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _limit_threads() -> None:
+    """As many torch threads as the Dask worker has, not as the machine has cores.
+
+    Two single-threaded workers on two cores each running torch with two threads
+    would fight for the cores (and make the numbers depend on the scheduling).
+    """
+    import torch
+
+    try:
+        from distributed import get_worker
+
+        n = get_worker().state.nthreads
+    except (ImportError, ValueError):
+        return
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def _run_tasks(todo, spec: InferSpec, run_id: str, client, progress: bool) -> list[dict]:
+    if not todo:
+        return []
+    payload = json.loads(spec.model_dump_json())
+    with _cluster(spec, client) as c:
+        from distributed import as_completed
+
+        futures = [
+            c.submit(run_partition, p, payload, run_id, key=f"vac-{run_id}-{p.key}", retries=2)
+            for p in todo
+        ]
+        bar = tqdm(total=sum(p.rows for p in todo), desc="infer", unit="row", unit_scale=True,
+                   disable=not progress)  # fmt: skip
+        results = []
+        for fut in as_completed(futures):
+            res = fut.result()
+            results.append(res)
+            bar.update(res["rows_in"])
+        bar.close()
+    return results
+
+
+def _cluster(spec: InferSpec, client):
+    from jpasbatch.distributed import dask_client
+
+    if spec.gpus and client is None and spec.dask_address is None:
+        return _cuda_client(spec.gpus)
+    return dask_client(client, address=spec.dask_address, n_workers=spec.workers)
+
+
+def _cuda_client(gpus: int):
+    import contextlib
+
+    @contextlib.contextmanager
+    def make():
+        try:
+            from dask_cuda import LocalCUDACluster
+        except ImportError as exc:  # dask-cuda is the optional `gpu` extra
+            raise JpasBatchError(
+                f"--gpus needs dask-cuda: pip install 'jpasbatch[gpu]' ({exc})"
+            ) from None
+        from distributed import Client
+
+        devices = ",".join(str(i) for i in range(gpus))
+        with LocalCUDACluster(CUDA_VISIBLE_DEVICES=devices) as cluster, Client(cluster) as c:
+            yield c
+
+    return make()
+
+
+# --------------------------------------------------------------------------- bookkeeping
+def _prepare_out(out: Path, resume: bool) -> None:
+    if out.exists() and not resume:
+        # replace only what an inference wrote: never delete a folder we did not make
+        ours = (out / SUMMARY).exists() or (out / zarr_arrays.STORE).exists()
+        if any(out.iterdir()) and not ours:
+            raise JpasBatchError(f"{out} exists and is not a VAC; choose another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SUMMARY).unlink(missing_ok=True)  # a resumed run is unfinished until the end
+
+
+def _model_file(path: Path) -> Path:
+    from jpasbatch.classify.evaluate import model_file
+
+    return model_file(path)
+
+
+def _run_record(spec: InferSpec, checksums: dict) -> dict:
+    """What makes a VAC row what it is; its hash is the run's ``PROVENANCE_ID``.
+
+    Paths and engine settings are left out: the same models on the same input
+    give the same rows wherever they run.
+    """
+    from jpasbatch import __version__
+
+    params = spec.model_dump(include={"batch_size", "device", "dtype"})
+    record = {"code_version": __version__, "models": checksums, "parameters": params}
+    blob = json.dumps(record, sort_keys=True).encode()
+    return record | {"id": hashlib.sha256(blob).hexdigest()[:16]}
+
+
+def _check_same_run(path: Path, run_id: str) -> None:
+    meta = pq.read_schema(path).metadata or {}
+    found = meta.get(b"provenance_id", b"").decode()
+    if found != run_id:
+        raise JpasBatchError(
+            f"{path} was made by another run ({found or 'unknown'}; this one is {run_id}): "
+            "the models, code or parameters changed. Rerun without --resume."
+        )
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Temporary files of task attempts that died mid-write (their retries finished)."""
+    for tmp in (out / "dataset").rglob(".*.tmp"):
+        tmp.unlink()
+    for tmp in (out / "rejects").glob(".*.tmp"):
+        tmp.unlink()
+    for tmp in (out / zarr_arrays.STORE).glob(".tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _first_row(part: Partition) -> int:
+    if not part.row_groups:
+        return 0
+    meta = pq.read_metadata(part.path)
+    return sum(meta.row_group(g).num_rows for g in range(part.row_groups[0]))
+
+
+def _atomic_parquet(table, path: Path, meta: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    schema_meta = {
+        **(table.schema.metadata or {}),
+        **{k.encode(): v.encode() for k, v in meta.items()},
+    }
+    pq.write_table(table.replace_schema_metadata(schema_meta), tmp)
+    os.replace(tmp, path)
+
+
+def _conserved(out: Path, parts: list[Partition]) -> dict:
+    """Rows in, VAC rows and rejects, from the files on disk; they must add up."""
+    rows_in = sum(p.rows for p in parts)
+    rows_vac = sum(pq.read_metadata(out / "dataset" / f"{p.key}.parquet").num_rows for p in parts)
+    reasons: dict[str, int] = {}
+    for p in parts:
+        path = out / "rejects" / f"{zarr_arrays.group_name(p.key)}.parquet"
+        for r in pq.read_table(path, columns=["REASON"], schema=REJECTS).column(0).to_pylist():
+            reasons[r] = reasons.get(r, 0) + 1
+    rows_rejected = sum(reasons.values())
+    if rows_in != rows_vac + rows_rejected:
+        raise RowConservationError(
+            f"rows in ({rows_in}) != VAC rows ({rows_vac}) + rows rejected ({rows_rejected})"
+        )
+    return {
+        "rows_in": rows_in,
+        "rows_vac": rows_vac,
+        "rows_rejected": rows_rejected,
+        "rejected_by_reason": reasons,
+    }
+
+
+def _input_checksums(out: Path, parts: list[Partition], results: list[dict]) -> dict[str, str]:
+    """SHA-256 of every input file (partition files hashed by their tasks, while read)."""
+    sums = {r["key"]: r["source_sha256"] for r in results}
+    files = {}
+    for p in parts:
+        if p.path not in files:
+            files[p.path] = sums.get(p.key) or file_sha256(p.path)
+    return files
+
+
+def _hats_provenance(catalogue: Path) -> dict | None:
+    from hats.catalog.dataset.table_properties import TableProperties
+
+    props = TableProperties.read_from_dir(catalogue)
+    raw = (props.__pydantic_extra__ or {}).get("jpasbatch_provenance")
+    return json.loads(raw) if raw else None
+
+
+def _finish_catalogue(out: Path, spec: InferSpec, parts, total: int, record: dict) -> None:
+    """HATS metadata (HEALPix inputs) or ``_properties.json`` (row partitions)."""
+    if not is_hats(spec.catalogue):
+        from jpasbatch.catalog.rowpart import PROPERTIES
+
+        props = {"total_rows": total, "partitions": [f"dataset/{p.key}.parquet" for p in parts]}
+        (out / PROPERTIES).write_text(json.dumps(props | {"provenance": record}, indent=1))
+        return
+    from hats.catalog import PartitionInfo
+    from hats.catalog.dataset.table_properties import TableProperties
+    from hats.io.parquet_metadata import write_parquet_metadata
+    from hats.pixel_math import HealpixPixel
+
+    source = TableProperties.read_from_dir(spec.catalogue)
+    pixels = [HealpixPixel(*p.pixel) for p in parts]
+    PartitionInfo.from_healpix(pixels).write_to_file(partition_info_file=out / "partition_info.csv")
+    props = TableProperties(
+        catalog_name=out.name,
+        catalog_type="object",
+        total_rows=total,
+        ra_column="ALPHA_J2000",
+        dec_column="DELTA_J2000",
+        healpix_column=source.healpix_column,
+        healpix_order=source.healpix_order,
+        jpasbatch_provenance=json.dumps(record, separators=(",", ":")),
+    )
+    props.to_properties_file(out)
+    write_parquet_metadata(out)

@@ -1,0 +1,164 @@
+"""One partition in, its VAC rows, dense arrays and rejects out (pure: no Dask).
+
+Every input row ends up in exactly one of the VAC rows or the rejects rows,
+which :func:`process_partition` checks before returning. Rows are rejected
+only when no model can say anything about them:
+
+``BAD_FLUX``
+    an infinite flux or relative error;
+``NEGATIVE_ERROR``
+    a negative relative error;
+``NO_REFERENCE``
+    no positive rSDSS flux: the classifier's features (f_j / f_r, m_j - m_r)
+    are undefined.
+
+Everything else gets a VAC row; doubtful ones carry ``QUALITY`` bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from jpasbatch.catalog.cuts import n_observed_bands, photometry_arrays
+from jpasbatch.catalog.schemas import BANDS, REJECTS, VAC
+from jpasbatch.errors import JpasBatchError
+from jpasbatch.filters import jpas
+from jpasbatch.photometry import flux_to_ab
+from jpasbatch.vac.models import ModelSet
+from jpasbatch.vac.sources import HEALPIX
+
+REASONS: dict[str, str] = {
+    "BAD_FLUX": "an infinite flux or relative error",
+    "NEGATIVE_ERROR": "a negative relative flux error",
+    "NO_REFERENCE": "no positive rSDSS flux: the classifier's features are undefined",
+}
+#: ``QUALITY`` bits.
+FEW_BANDS, OUT_OF_RANGE = 1, 2
+MIN_BANDS = 50
+_R = BANDS.index("rSDSS")
+_R_PIVOT = jpas()["rSDSS"].pivot_wavelength
+
+
+class RowConservationError(JpasBatchError):
+    """Input rows != VAC rows + rejected rows."""
+
+
+@dataclass
+class PartitionResult:
+    """What one partition gives: the VAC rows, their dense arrays, the rejects."""
+
+    vac: pa.Table
+    arrays: dict[str, np.ndarray]
+    rejects: pa.Table
+
+
+def reject_reasons(flux: np.ndarray, relerr: np.ndarray) -> np.ndarray:
+    """Reason code per row (``""``: goes into the VAC), first applicable reason wins."""
+    reason = np.full(len(flux), "", dtype=object)
+    with np.errstate(invalid="ignore"):
+        checks = (
+            (np.isinf(flux).any(axis=1) | np.isinf(relerr).any(axis=1), "BAD_FLUX"),
+            ((relerr < 0).any(axis=1), "NEGATIVE_ERROR"),
+            (~(np.isfinite(flux[:, _R]) & (flux[:, _R] > 0)), "NO_REFERENCE"),
+        )
+    for bad, code in checks:
+        reason[(reason == "") & bad] = code
+    return reason
+
+
+def process_partition(
+    table: pa.Table,
+    models: ModelSet,
+    *,
+    source: str,
+    first_row: int = 0,
+    provenance_id: str = "",
+    batch_size: int = 65536,
+) -> PartitionResult:
+    """Run the models on one partition.
+
+    Parameters
+    ----------
+    table
+        Rows with ``OBJECT_ID``, ``FLUX_<band>``, ``FLUX_RELERR_<band>`` and
+        optionally coordinates (see :func:`jpasbatch.vac.sources.read_partition`).
+    models
+        The loaded models.
+    source, first_row
+        Input file and the row of ``table``'s first row in it (for the rejects).
+    provenance_id
+        The run's key in ``provenance.json``, stored in every row.
+    batch_size
+        Rows per forward pass.
+    """
+    flux, relerr = photometry_arrays(table)
+    reason = reject_reasons(flux, relerr)
+    keep = reason == ""
+    good = table.filter(pa.array(keep))
+    columns, arrays = models.predict(good, batch_size) if good.num_rows else ({}, {})
+    n = good.num_rows
+    f_r = flux[keep, _R].astype(np.float64)
+    mag_r = flux_to_ab(f_r, _R_PIVOT)
+    n_bands = n_observed_bands(flux[keep], relerr[keep])
+    quality = np.where(n_bands < MIN_BANDS, FEW_BANDS, 0)
+    if models.r_range is not None:
+        lo, hi = models.r_range
+        # the scaler's magnitudes have no zero point: compare on the same scale
+        rel = -2.5 * np.log10(f_r)
+        quality |= np.where((rel < lo) | (rel > hi), OUT_OF_RANGE, 0)
+    base = {
+        "OBJECT_ID": good["OBJECT_ID"].cast(pa.int64()),
+        "ALPHA_J2000": _column(good, "ALPHA_J2000", n),
+        "DELTA_J2000": _column(good, "DELTA_J2000", n),
+        "Z_PHOT": np.full(n, np.nan, np.float32),
+        "Z_PHOT_ERR": np.full(n, np.nan, np.float32),
+        "QUALITY": quality.astype(np.int32),
+        "MAG_R": mag_r.astype(np.float32),
+        "N_BANDS": n_bands.astype(np.int16),
+        "PROVENANCE_ID": np.full(n, provenance_id, dtype=object),
+    }
+    merged = base | columns
+    fields = [VAC.field(name) for name in VAC.names]
+    fields += [_field(name, merged[name]) for name in merged if name not in VAC.names]
+    if HEALPIX in good.column_names:  # keeps the VAC a HATS catalogue
+        fields.append(pa.field(HEALPIX, pa.int64()))
+        merged[HEALPIX] = good[HEALPIX]
+    schema = pa.schema(fields, metadata=VAC.metadata)
+    vac = pa.table({f.name: _array(merged.get(f.name), f.type, n) for f in schema}, schema=schema)
+
+    rows = first_row + np.flatnonzero(~keep)
+    rejects = pa.table(
+        {
+            "SOURCE_FILE": pa.array([source] * len(rows), pa.string()),
+            "SOURCE_ROW": pa.array(rows, pa.int64()),
+            "OBJECT_ID": table["OBJECT_ID"].filter(pa.array(~keep)).cast(pa.int64()),
+            "REASON": pa.array(list(reason[~keep]), pa.string()),
+            "DETAIL": pa.array([REASONS[r] for r in reason[~keep]], pa.string()),
+        },
+        schema=REJECTS,
+    )
+    if vac.num_rows + rejects.num_rows != table.num_rows:
+        raise RowConservationError(
+            f"{source}: {table.num_rows} rows in, {vac.num_rows} VAC + {rejects.num_rows} rejected"
+        )
+    return PartitionResult(vac, arrays, rejects)
+
+
+def _column(table: pa.Table, name: str, n: int):
+    return table[name] if name in table.column_names else np.full(n, np.nan)
+
+
+def _field(name: str, values: np.ndarray) -> pa.Field:
+    kind = np.asarray(values).dtype
+    return pa.field(name, pa.string() if kind.kind == "O" else pa.from_numpy_dtype(kind))
+
+
+def _array(values, type_: pa.DataType, n: int) -> pa.Array:
+    if values is None:  # a VAC column no model filled (e.g. Z_PHOT without a photo-z model)
+        return pa.nulls(n, type_)
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        return values.cast(type_)
+    return pa.array(values, type_, from_pandas=True)

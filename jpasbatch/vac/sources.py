@@ -1,0 +1,146 @@
+"""The partitions of an inference input, and reading one as an observed-catalogue table.
+
+Three kinds of input are understood:
+
+* an ingested **HATS catalogue** (``jpasbatch ingest``): one partition per
+  HEALPix pixel file; the VAC keeps the same pixels, so it opens in LSDB;
+* a **Parquet file or folder** in the observed layout (``FLUX_<band>``,
+  ``FLUX_RELERR_<band>``, optional coordinates): one partition per row group;
+* a **photometry file** (``jpasbatch photometry``: ``ID``, ``FLUX_<band>``,
+  no errors): the same, with ``ID`` as ``OBJECT_ID`` and errors unknown (NaN).
+
+Pure pyarrow: a :class:`Partition` is a small picklable description that a
+Dask task turns into a table with :func:`read_partition`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jpasbatch.catalog.schemas import BANDS, flux_column, relerr_column
+from jpasbatch.errors import InputError
+
+_PIXEL = re.compile(r"Norder=(\d+)/Dir=\d+/Npix=(\d+)\.parquet$")
+HEALPIX = "_healpix_29"
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One unit of work: a file, or a range of its row groups.
+
+    Attributes
+    ----------
+    key
+        Stable name of the partition, used for its output files
+        (``Norder=1/Dir=0/Npix=33`` for a HEALPix pixel, ``part-00007`` otherwise).
+    path
+        The input file.
+    row_groups
+        Row groups of ``path`` to read (None: the whole file).
+    rows
+        Rows in the partition, from the Parquet footer.
+    pixel
+        ``(order, pixel)`` for HATS inputs, else None.
+    """
+
+    key: str
+    path: str
+    row_groups: tuple[int, ...] | None
+    rows: int
+    pixel: tuple[int, int] | None = None
+
+
+def is_hats(path: str | Path) -> bool:
+    """Whether ``path`` is a HATS catalogue folder."""
+    path = Path(path)
+    return path.is_dir() and (path / "hats.properties").exists() and (path / "dataset").is_dir()
+
+
+def partitions(path: str | Path, rows_per_partition: int = 200_000) -> list[Partition]:
+    """The partitions of an inference input (see the module docstring).
+
+    Parameters
+    ----------
+    path
+        HATS catalogue folder, Parquet file, or folder of Parquet files.
+    rows_per_partition
+        For plain Parquet: consecutive row groups are grouped up to about this many rows.
+    """
+    path = Path(path)
+    if is_hats(path):
+        parts = []
+        for f in sorted((path / "dataset").rglob("Npix=*.parquet")):
+            m = _PIXEL.search(f.as_posix())
+            if m is None:
+                continue
+            order, pix = int(m.group(1)), int(m.group(2))
+            key = f"Norder={order}/Dir={pix // 10_000 * 10_000}/Npix={pix}"
+            rows = pq.read_metadata(f).num_rows
+            parts.append(Partition(key, str(f), None, rows, (order, pix)))
+        if not parts:
+            raise InputError("a HATS catalogue without data partitions", path=path)
+        return parts
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("_"))
+    elif path.is_file():
+        files = [path]
+    else:
+        raise InputError("no such catalogue file or folder", path=path)
+    if not files:
+        raise InputError("no Parquet files in the folder", path=path)
+    parts = []
+    for f in files:
+        try:
+            meta = pq.read_metadata(f)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise InputError(f"not a readable Parquet file ({exc})", path=f) from None
+        group: list[int] = []
+        n = 0
+        for g in range(meta.num_row_groups):
+            group.append(g)
+            n += meta.row_group(g).num_rows
+            if n >= rows_per_partition or g == meta.num_row_groups - 1:
+                parts.append(Partition(f"part-{len(parts):05d}", str(f), tuple(group), n))
+                group, n = [], 0
+    return parts
+
+
+def read_partition(part: Partition) -> pa.Table:
+    """The partition as a table with ``OBJECT_ID``, the flux and error columns.
+
+    Coordinates, ``CLASS_STAR``, the HEALPix index and any other columns are
+    kept as they are. A photometry file's ``ID`` becomes ``OBJECT_ID`` and its
+    missing errors NaN.
+    """
+    pf = pq.ParquetFile(part.path)
+    table = pf.read() if part.row_groups is None else pf.read_row_groups(list(part.row_groups))
+    names = set(table.column_names)
+    if "OBJECT_ID" not in names:
+        if "ID" not in names:
+            raise InputError("no OBJECT_ID (or ID) column", path=part.path, column="OBJECT_ID")
+        ids = table["ID"]
+        if not pa.types.is_integer(ids.type):
+            raise InputError(
+                f"ID must be an integer to serve as OBJECT_ID, not {ids.type}",
+                path=part.path,
+                column="ID",
+            )
+        table = table.append_column("OBJECT_ID", ids.cast(pa.int64()))
+    missing = [flux_column(b) for b in BANDS if flux_column(b) not in names]
+    if missing:
+        raise InputError(
+            f"{len(missing)} of the {len(BANDS)} J-PAS flux columns are missing",
+            path=part.path,
+            column=missing[0],
+        )
+    nan = pa.array(np.full(table.num_rows, np.nan, np.float32))
+    for b in BANDS:
+        if relerr_column(b) not in names:
+            table = table.append_column(relerr_column(b), nan)
+    return table

@@ -1,0 +1,174 @@
+"""VAC production on a real Dask cluster: HATS and plain inputs, Zarr, resume, targets."""
+
+from __future__ import annotations
+
+import json
+
+import lsdb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from astropy.table import Table
+
+from jpasbatch.catalog.cuts import QualityCuts
+from jpasbatch.catalog.ingest import ingest
+from jpasbatch.catalog.random import random_catalogue
+from jpasbatch.catalog.readers import write_archive_like
+from jpasbatch.errors import JpasBatchError
+from jpasbatch.vac import arrays
+from jpasbatch.vac.infer import InferSpec, infer
+from jpasbatch.vac.sources import partitions
+from jpasbatch.vac.targets import expected_counts, qso_targets, read_vac, write_targets
+from jpasbatch.vac.truth import vac_against_truth
+
+
+@pytest.fixture(scope="module")
+def hats_catalogue(tmp_path_factory, client, with_bad_rows):
+    d = tmp_path_factory.mktemp("hats")
+    write_archive_like(d / "in.parquet", with_bad_rows(random_catalogue(3000, seed=8)))
+    ingest(
+        [d / "in.parquet"],
+        d / "cat",
+        max_rows_per_partition=700,
+        client=client,
+        progress=False,
+        cuts=QualityCuts(min_bands=0, flags=False, mask_flags=False),
+    )
+    return d / "cat"
+
+
+@pytest.fixture(scope="module")
+def vac(hats_catalogue, committee, client, tmp_path_factory):
+    out = tmp_path_factory.mktemp("vac") / "vac"
+    summary = infer(
+        InferSpec(catalogue=hats_catalogue, model=committee, out=out), client=client, progress=False
+    )
+    return out, summary
+
+
+def test_vac_of_a_hats_catalogue(hats_catalogue, vac):
+    out, summary = vac
+    cat = lsdb.open_catalog(hats_catalogue)
+    got = lsdb.open_catalog(out)
+    # the same HEALPix partitions as the input, so it cross-matches and joins in LSDB
+    assert (
+        got.get_healpix_pixels() == cat.get_healpix_pixels() and len(got.get_healpix_pixels()) > 2
+    )
+    rows = cat.compute()
+    vac_rows = got.compute()
+    rejects = pd.concat(pd.read_parquet(p) for p in sorted((out / "rejects").glob("*.parquet")))
+    # row conservation, and the rejects are exactly the defective rows
+    assert len(vac_rows) + len(rejects) == len(rows) == summary["rows_in"]
+    # (the ingest rejected the infinite flux and the negative error already)
+    assert summary["rejected_by_reason"] == {"NO_REFERENCE": 2}
+    assert set(vac_rows["OBJECT_ID"]) | set(rejects["OBJECT_ID"]) == set(rows["OBJECT_ID"])
+    joined = got.join(cat, left_on="OBJECT_ID", right_on="OBJECT_ID", suffixes=("", "_cat"))
+    assert len(joined.compute()) == len(vac_rows)
+    # provenance: models, input checksums, the ingest's own provenance
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["models"]["classifier"] and len(prov["inputs"]) == len(partitions(hats_catalogue))
+    assert prov["catalogue_provenance"]["parameters"]["max_rows_per_partition"] == 700
+    assert set(vac_rows["PROVENANCE_ID"]) == {prov["id"]}
+
+
+def test_zarr_arrays_are_aligned_by_row(vac):
+    out, _ = vac
+    for part in partitions(out):
+        table = pq.read_table(part.path)
+        key = part.key.replace("dataset/", "")
+        stored = arrays.read_partition_arrays(out, key)
+        np.testing.assert_array_equal(stored["OBJECT_ID"], table["OBJECT_ID"].to_numpy())
+        assert stored["P_MEMBERS"].shape == (table.num_rows, 3, 4)
+        np.testing.assert_allclose(stored["P_MEMBERS"].sum(-1), 1, atol=1e-5)
+
+
+def test_resume_skips_finished_partitions_and_gives_the_same_vac(
+    hats_catalogue, committee, client, vac, tmp_path
+):
+    out, _ = vac
+    copy = tmp_path / "vac"
+    import shutil
+
+    shutil.copytree(out, copy)
+    files = sorted((copy / "dataset").rglob("Npix=*.parquet"))
+    # an interrupted run: two partitions never finished (their VAC files are missing)
+    for f in files[:2]:
+        f.unlink()
+    (copy / "vac_summary.json").unlink()
+    spec = InferSpec(catalogue=hats_catalogue, model=committee, out=copy, resume=True)
+    summary = infer(spec, client=client, progress=False)
+    assert summary["partitions_resumed"] == len(files) - 2
+    for a, b in zip(files, sorted((out / "dataset").rglob("Npix=*.parquet")), strict=True):
+        assert pq.read_table(a).equals(pq.read_table(b))
+    # resuming with another model would mix two runs in one VAC: refused
+    other = tmp_path / "other.pt"
+    shutil.copy(committee, other)
+    with open(other, "ab") as fh:
+        fh.write(b"\0")  # a different checksum
+    (copy / "dataset" / "Norder=0").mkdir(exist_ok=True)
+    spec = InferSpec(catalogue=hats_catalogue, model=other, out=copy, resume=True)
+    with pytest.raises(JpasBatchError, match="another run"):
+        infer(spec, client=client, progress=False)
+
+
+def test_plain_and_photometry_parquet(catalogue_file, committee, client, tmp_path):
+    spec = InferSpec(
+        catalogue=catalogue_file, model=committee, out=tmp_path / "plain", rows_per_partition=1000
+    )
+    summary = infer(spec, client=client, progress=False)
+    assert summary["partitions"] == 4 and summary["rows_vac"] + summary["rows_rejected"] == 4000
+    rejects = pd.read_parquet(tmp_path / "plain" / "rejects")
+    assert sorted(rejects["SOURCE_ROW"]) == [3, 7, 11, 12]  # rows of the input file
+    # a `jpasbatch photometry` file: ID, FLUX_<band>, no errors
+    table = pq.read_table(catalogue_file).slice(0, 300).to_pandas()
+    phot = table[[c for c in table if c.startswith("FLUX_") and "RELERR" not in c]]
+    phot.insert(0, "ID", np.arange(300))
+    phot.to_parquet(tmp_path / "phot.parquet")
+    summary = infer(
+        InferSpec(catalogue=tmp_path / "phot.parquet", model=committee, out=tmp_path / "phot"),
+        client=client,
+        progress=False,
+    )
+    vac = read_vac(tmp_path / "phot")
+    assert summary["rows_in"] == 300 and set(vac["OBJECT_ID"]) <= set(range(300))
+    assert vac["ALPHA_J2000"].isna().all()
+
+
+def test_targets_and_counts_against_a_loop(vac, tmp_path):
+    out, _ = vac
+    frame = read_vac(out)
+    targets = qso_targets(frame, threshold=0.3, mag_limit=22.0)
+    expected = [
+        (-(r.P_QSO_LOW + r.P_QSO_HIGH), r.OBJECT_ID)
+        for r in frame.itertuples()
+        if r.P_QSO_LOW + r.P_QSO_HIGH >= 0.3 and r.MAG_R <= 22.0
+    ]
+    assert list(targets["OBJECT_ID"]) == [i for _, i in sorted(expected)]
+    counts = expected_counts(frame, np.array([15.0, 18.0, 25.0]), threshold=0.3)
+    mid = frame[(frame.MAG_R >= 18) & (frame.MAG_R < 25)]
+    assert counts.loc[1, "N"] == len(mid)
+    assert counts.loc[1, "N_GALAXY_EXPECTED"] == pytest.approx(mid.P_GALAXY.sum(), rel=1e-5)
+    paths = write_targets(out, tmp_path / "t", threshold=0.3, mag_limit=22.0)
+    fits = Table.read(paths["qso_targets"])
+    assert list(fits["OBJECT_ID"]) == list(targets["OBJECT_ID"])
+    assert fits.meta["PQSO_MIN"] == 0.3
+    assert len(pd.read_csv(paths["expected_counts_csv"])) == 16
+
+
+def test_vac_against_truth(vac, tmp_path):
+    out, _ = vac
+    frame = read_vac(out, ["OBJECT_ID", "P_STAR", "P_GALAXY", "P_QSO_LOW", "P_QSO_HIGH"])
+    rng = np.random.default_rng(0)
+    truth = pd.DataFrame(
+        {
+            "OBJECT_ID": frame["OBJECT_ID"],
+            "CLASS": rng.choice(["STAR", "GALAXY", "QSO_LOW", "QSO_HIGH"], len(frame)),
+            "MAG_R": rng.uniform(17, 24, len(frame)),
+        }
+    )
+    truth.to_parquet(tmp_path / "truth.parquet")
+    rep = vac_against_truth(out, tmp_path / "truth.parquet", tmp_path / "rep", r_max=23.6)
+    assert rep["report"].exists()
+    kept = truth["MAG_R"] <= 23.6
+    assert rep["table"].iloc[-1]["n"] == kept.sum()

@@ -1,0 +1,77 @@
+"""One partition through the models: columns against independent computations, rejects."""
+
+from __future__ import annotations
+
+import astropy.units as u
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from scipy.stats import entropy as scipy_entropy
+
+from jpasbatch.catalog.cuts import photometry_arrays
+from jpasbatch.catalog.schemas import BANDS, CLASSES, VAC
+from jpasbatch.classify.classifier import Classifier
+from jpasbatch.filters import jpas
+from jpasbatch.vac.kernel import FEW_BANDS, process_partition
+from jpasbatch.vac.models import load_models
+
+
+def test_partition_columns_and_rejects(committee, catalogue_file):
+    table = pq.read_table(catalogue_file)
+    models = load_models(committee)
+    res = process_partition(table, models, source="cat.parquet", first_row=100, provenance_id="abc")
+    # every row once: in the VAC or in the rejects, with the defect as reason
+    assert res.vac.num_rows + res.rejects.num_rows == table.num_rows
+    rej = res.rejects.to_pandas().set_index("SOURCE_ROW")
+    assert rej["REASON"].to_dict() == {
+        103: "BAD_FLUX",
+        107: "NEGATIVE_ERROR",
+        111: "NO_REFERENCE",
+        112: "NO_REFERENCE",
+    }
+    ids = table["OBJECT_ID"].to_numpy()
+    assert set(rej["OBJECT_ID"]) == set(ids[[3, 7, 11, 12]])
+    vac = res.vac.to_pandas()
+    assert list(vac["OBJECT_ID"]) == [i for k, i in enumerate(ids) if k not in (3, 7, 11, 12)]
+    assert res.vac.schema.names[: len(VAC)] == VAC.names
+
+    keep = np.isin(ids, vac["OBJECT_ID"])
+    flux, relerr = photometry_arrays(table)
+    # probabilities: the classifier called directly on the same rows
+    expected, _ = Classifier.load(committee).predict_proba(flux[keep].astype(float))
+    got = vac[[f"P_{c}" for c in CLASSES]].to_numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert list(vac["CLASS"]) == [CLASSES[k] for k in expected.argmax(1)]
+    np.testing.assert_allclose(vac["ENTROPY"], scipy_entropy(expected, base=2, axis=1), atol=1e-5)
+    # members: shape (N, K, 4), their median (renormalised) is the uncalibrated committee
+    members = res.arrays["P_MEMBERS"]
+    assert members.shape == (keep.sum(), 3, 4)
+    median = np.median(members, axis=1)
+    raw, _ = Classifier.load(committee).predict_proba(
+        flux[keep].astype(float), calibrated=False, natural=False
+    )
+    np.testing.assert_allclose(median / median.sum(1, keepdims=True), raw, atol=1e-6)
+    # rSDSS AB magnitude with astropy's units
+    r = jpas()["rSDSS"].pivot_wavelength * u.AA
+    f = flux[keep, BANDS.index("rSDSS")] * u.erg / u.s / u.cm**2 / u.AA
+    np.testing.assert_allclose(vac["MAG_R"], f.to(u.ABmag, u.spectral_density(r)).value, atol=1e-4)
+    # observed bands, by a loop
+    n = [
+        sum(np.isfinite(a) and np.isfinite(b) and b > 0 for a, b in zip(fr, er, strict=True))
+        for fr, er in zip(flux[keep], relerr[keep], strict=True)
+    ]
+    assert list(vac["N_BANDS"]) == n
+    assert ((vac["QUALITY"] & FEW_BANDS) > 0).tolist() == [k < 50 for k in n]
+    assert vac.loc[vac["OBJECT_ID"] == ids[20], "N_BANDS"].item() == 45
+    assert (vac["PROVENANCE_ID"] == "abc").all() and vac["Z_PHOT"].isna().all()
+
+
+def test_models_are_loaded_once_per_process(committee):
+    assert load_models(committee) is load_models(committee)
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_tiny_partitions(committee, catalogue_file, n):
+    table = pq.read_table(catalogue_file).slice(0, n)
+    res = process_partition(table, load_models(committee), source="x")
+    assert res.vac.num_rows == n and res.rejects.num_rows == 0
