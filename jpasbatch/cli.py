@@ -13,7 +13,15 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from jpasbatch import __version__, cli_classify
+from jpasbatch import (
+    __version__,
+    cli_bench,
+    cli_classify,
+    cli_foundation,
+    cli_job,
+    cli_spectra,
+    cli_vac,
+)
 from jpasbatch.errors import InputError, JpasBatchError
 
 
@@ -296,24 +304,21 @@ def _run_mocks(args: argparse.Namespace) -> int:
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="run the quickstart on the bundled data",
+        help="J-PAS photometry of the bundled templates (the pipeline: `jpasbatch run "
+        "jobs/quickstart.yaml`)",
         description="Synthetic J-PAS photometry of a bundled set of stellar, galaxy "
         "and quasar templates at several redshifts, with the filter plot and a "
-        "J-PAS photo-spectrum plot; then the pipeline end to end on an emulated "
-        "0.3-deg2 field: simulate, ingest, mocks, train (local Ray), evaluate.",
+        "J-PAS photo-spectrum plot. `make demo` runs it, then the whole pipeline with "
+        "`jpasbatch run jobs/quickstart.yaml`.",
     )
     p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder")
-    p.add_argument("--photometry-only", action="store_true", help="only the template photometry")
     p.set_defaults(func=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from jpasbatch.demo import run_demo, run_pipeline
+    from jpasbatch.demo import run_demo
 
     outputs = run_demo(args.out)
-    if not args.photometry_only:
-        print("photometry of the templates done; now the pipeline on an emulated field ...")
-        outputs |= run_pipeline(args.out / "pipeline")
     print("demo finished; outputs:")
     for what, path in outputs.items():
         print(f"  {what:<12} {path}")
@@ -338,6 +343,20 @@ def build_parser() -> argparse.ArgumentParser:
     cli_classify.add_train(sub)
     cli_classify.add_evaluate(sub)
     cli_classify.add_study(sub)
+    cli_foundation.add_mocks(sub)
+    cli_foundation.add_testsets(sub)
+    cli_foundation.add_train(sub)
+    cli_foundation.add_predict(sub)
+    cli_foundation.add_evaluate(sub)
+    cli_vac.add_infer(sub)
+    cli_vac.add_targets(sub)
+    cli_spectra.add_spectra(sub)
+    cli_spectra.add_prepare(sub)
+    cli_spectra.add_emulate(sub)
+    cli_spectra.add_train(sub)
+    cli_spectra.add_evaluate(sub)
+    cli_job.add_run(sub)
+    cli_bench.add_bench(sub)
     _add_demo(sub)
     return parser
 

@@ -85,6 +85,14 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("models", nargs="+", help="NAME=PATH (model.pt, forest.joblib or run folder)")
     p.add_argument("--test", nargs="+", type=Path, required=True, help="labelled MOCK-schema data")
     p.add_argument("--split", action="append", help="SPLIT values to use (default: test; 'all')")
+    p.add_argument(
+        "--protocol",
+        choices=["natural", "balanced"],
+        default="natural",
+        help="natural: sky abundances (QSOs oversampled in the mocks are weighted back) "
+        "and prior-corrected probabilities; balanced: STAR, GALAXY and QSO a third each "
+        "and training priors, as miniJPAS QSO III's test sets",
+    )
     p.add_argument("--out", type=Path, default=Path("evaluation"), help="report folder")
     p.set_defaults(func=_run_evaluate)
 
@@ -102,7 +110,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             raise InputError("no such model", path=path)
         models[name] = path
     splits = None if args.split == ["all"] else (args.split or ["test"])
-    table = evaluate_models(models, args.test, args.out, splits=splits)
+    table = evaluate_models(models, args.test, args.out, splits=splits, protocol=args.protocol)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"report: {args.out / 'report.html'}")
     return 0
@@ -123,7 +131,7 @@ def add_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sim", type=Path, required=True, help="jpasbatch simulate output (truth)")
     p.add_argument("--catalogue", type=Path, required=True, help="the ingested survey")
     p.add_argument("--out", type=Path, default=Path("study"))
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--epochs", type=int, default=40, help="epoch limit per committee")
     p.add_argument("--budget", type=int, default=1000, help="labelled observed objects")
     p.add_argument("--workers", type=int, default=2, help="Ray Train workers")
     p.add_argument("--no-ray", action="store_true", help="train in this process")
