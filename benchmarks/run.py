@@ -21,18 +21,14 @@ writes no record: a fast wrong stage must not "win".
 from __future__ import annotations
 
 import argparse
-import importlib
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
-from jpasbatch.bench.core import BenchmarkMismatch, machine, summary_of, timed
-from jpasbatch.bench.memory import PeakMemory
+from jpasbatch.bench.core import BenchmarkMismatch
 from jpasbatch.bench.report import write_report
-from jpasbatch.bench.runner import run_bench, write_json
+from jpasbatch.bench.runner import run_bench
 from jpasbatch.bench.spec import BenchSpec
 from jpasbatch.bench.stage import STAGES
 
@@ -41,35 +37,7 @@ RESULTS_DIR = HERE / "results"
 DOCS_DIR = HERE.parent / "docs" / "bench"
 
 
-def _lazy(module: str, name: str) -> Callable[[bool], dict]:
-    """``benchmarks.<module>.bench_<name>(quick) -> record``, imported when run.
-
-    For a benchmark not (yet) a :mod:`jpasbatch.bench` stage: its single-point
-    record (``name``, ``title``, ``goal``, ``goal_met``, ``rows``,
-    ``ratio_to_peer``) is written beside the others and shown in the reports.
-    """
-
-    def run(quick: bool) -> dict:
-        return getattr(importlib.import_module(f"benchmarks.{module}"), f"bench_{name}")(quick)
-
-    return run
-
-
-#: Single-point benchmarks, run only when named with ``--only`` (one line each). These two
-#: are superseded by the ``transformer`` and ``spectral`` stages of jpasbatch.bench (same
-#: model, peer and check, with scaling); they stay while their tests use them.
-BENCHMARKS: dict[str, Callable[[bool], dict]] = {
-    "foundation": _lazy("foundation", "foundation"),
-    "spectra": _lazy("spectra", "spectra"),
-}
-
-__all__ = ["BenchmarkMismatch", "PeakMemory", "machine", "main", "summary_of", "timed"]
-
-
-def _names(only: list[str] | None) -> tuple[list[str], list[str]]:
-    """Stages and single-point benchmarks to run (default: every stage)."""
-    names = only or list(STAGES)
-    return [n for n in names if n in STAGES], [n for n in names if n in BENCHMARKS]
+__all__ = ["BenchmarkMismatch", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    known = sorted({*STAGES, *BENCHMARKS})
+    known = list(STAGES)
     parser.add_argument(
         "--only",
         nargs="*",
@@ -103,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(tempfile.gettempdir()) / f"jpasbatch-bench-{preset}"
         results = RESULTS_DIR if preset == "full" else scratch / "results"
     out = args.out or (DOCS_DIR if results == RESULTS_DIR else results.parent / "report")
-    stages, single = _names(args.only)
+    stages = args.only or list(STAGES)
     fields = {
         "out": out,
         "records": results,
@@ -115,20 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers:
         fields["workers"] = args.workers
     spec = BenchSpec(**fields)
-    if args.report_only:
-        stages, single = [], []
-    for name in single:
-        print(f"running {name} ...", flush=True)
-        rec = BENCHMARKS[name](preset != "full")
-        rec |= {
-            "machine": machine(),
-            "command": spec.command,
-            "preset": preset,
-            "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        }
-        write_json(results / f"{name}.json", rec)
     results_md = results.parent / "RESULTS.md"
-    if stages:
+    if not args.report_only:
         run_bench(spec, results_md=results_md)  # the records, the report and RESULTS.md
     else:
         write_report(results, out, spec.project, results_md=results_md)

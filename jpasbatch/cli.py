@@ -241,8 +241,11 @@ def _add_mocks(sub: argparse._SubParsersAction) -> None:
         "similarity search against the observed catalogue (or the depth model), optional "
         "hybridisation, inverse-density sampling weights (1/3 per STAR / GALAXY / QSO) and "
         "stratified train / validation / test splits. With --sim, also Test-Real and "
-        "Test-Synth from the emulator's spectroscopic cross-match objects. With --report, "
-        "figures and KS distances comparing both error models with the survey.",
+        "Test-Synth from the emulator's spectroscopic cross-match objects (and with "
+        "--deep N a random sample of N catalogue objects of every magnitude). With "
+        "--extras, the foundation model's columns (MOCK_EXT: CLASS_STAR, DECam g r z, "
+        "WISE W1 W2, MORPH_TYPE, TEFF, EW_<LINE>). With --report, figures and KS "
+        "distances comparing both error models with the survey.",
     )
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--observed", type=Path, help="ingested observed catalogue (HATS folder)")
@@ -259,6 +262,8 @@ def _add_mocks(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--partition-rows", type=int, default=50_000)
+    p.add_argument("--extras", action="store_true", help="the foundation model's columns")
+    p.add_argument("--deep", type=int, help="with --sim: also deep test sets of N objects")
     p.add_argument("--report", action="store_true", help="write the diagnostics report")
     p.add_argument("--fast", action="store_true", help=_FAST_HELP)
     p.add_argument("--workers", type=int, default=None, help="local Dask workers")
@@ -278,6 +283,7 @@ def _run_mocks(args: argparse.Namespace) -> int:
         qso_boost=args.qso_boost,
         partition_rows=args.partition_rows,
         fast=args.fast,
+        extras=args.extras,
     )
     props = make_mocks(
         args.out / "mocks",
@@ -291,6 +297,10 @@ def _run_mocks(args: argparse.Namespace) -> int:
     if args.sim:
         counts = build_test_sets(args.sim, args.out, seed=args.seed)
         print(f"Test-Real / Test-Synth: {counts['test_real']:,} objects each in {args.out}")
+        if args.deep:
+            counts = build_test_sets(args.sim, args.out, seed=args.seed, sample=args.deep,
+                                     suffix="_deep")  # fmt: skip
+            print(f"deep Test-Real / Test-Synth: {counts['test_real']:,} objects each")
     if args.report:
         if args.observed is None:
             raise InputError("--report compares with the survey: give --observed")
@@ -343,8 +353,6 @@ def build_parser() -> argparse.ArgumentParser:
     cli_classify.add_train(sub)
     cli_classify.add_evaluate(sub)
     cli_classify.add_study(sub)
-    cli_foundation.add_mocks(sub)
-    cli_foundation.add_testsets(sub)
     cli_foundation.add_train(sub)
     cli_foundation.add_predict(sub)
     cli_foundation.add_evaluate(sub)

@@ -1,5 +1,5 @@
-"""The foundation-model sub-commands: ``foundation-mocks``, ``foundation-testsets``,
-``foundation-train``, ``foundation-predict`` and ``foundation-evaluate``."""
+"""The foundation-model sub-commands: ``foundation-train``, ``foundation-predict`` and
+``foundation-evaluate`` (its mocks: ``jpasbatch mocks --extras``)."""
 
 from __future__ import annotations
 
@@ -7,86 +7,6 @@ import argparse
 from pathlib import Path
 
 import yaml
-
-
-def add_mocks(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "foundation-mocks",
-        help="mock catalogues with the foundation model's extra columns (MOCK_EXT)",
-        description="The mock catalogue of `jpasbatch mocks` plus the optional MOCK_EXT "
-        "columns: CLASS_STAR, the external bands (DECam g r z, WISE W1 W2) and "
-        "MORPH_TYPE, and the physical labels TEFF / EW_<LINE>. With --sim, also "
-        "Test-Real and Test-Synth (with those columns, the external ones from the "
-        "emulator's external/ folder). Writes OUT/mocks/, OUT/test_real.parquet, "
-        "OUT/test_synth.parquet.",
-    )
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--observed", type=Path, help="ingested observed catalogue (similarity errors)")
-    p.add_argument("--sim", type=Path, help="emulator output (Test-Real / Test-Synth)")
-    p.add_argument("--n-objects", type=int, default=100_000, help="objects (default 100,000)")
-    p.add_argument("--error-model", choices=["similarity", "depth"], default="similarity")
-    p.add_argument("--qso-boost", type=float, default=10.0, help="QSO oversampling (default 10)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--partition-rows", type=int, default=50_000)
-    p.add_argument("--fast", action="store_true", help="coarse redshift grids (tests)")
-    p.add_argument("--workers", type=int, default=None, help="local Dask workers")
-    p.add_argument("--dask-address", help="scheduler address of a running Dask cluster")
-    p.set_defaults(func=_run_mocks)
-
-
-def _run_mocks(args: argparse.Namespace) -> int:
-    from jpasbatch.mocks.pipeline import MocksConfig, make_mocks
-    from jpasbatch.mocks.testsets import build_test_sets
-
-    config = MocksConfig(
-        n_objects=args.n_objects,
-        seed=args.seed,
-        error_model=args.error_model,
-        qso_boost=args.qso_boost,
-        partition_rows=args.partition_rows,
-        fast=args.fast,
-        extras=True,
-    )
-    props = make_mocks(
-        args.out / "mocks",
-        config,
-        observed=args.observed,
-        address=args.dask_address,
-        n_workers=args.workers,
-    )
-    print(f"mocks: {props['total_rows']:,} rows at {args.out / 'mocks'}")
-    if args.sim:
-        counts = build_test_sets(args.sim, args.out, seed=args.seed)
-        print(f"Test-Real / Test-Synth: {counts['test_real']:,} objects each in {args.out}")
-    return 0
-
-
-def add_testsets(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "foundation-testsets",
-        help="Test-Real / Test-Synth with the foundation model's columns",
-        description="Test-Real and Test-Synth (MOCK_EXT) from the emulator output: the "
-        "spectroscopic cross-match objects (OUT/test_real.parquet, test_synth.parquet) "
-        "and, with --deep N, a random sample of N catalogue objects of every magnitude "
-        "(OUT/test_real_deep.parquet, test_synth_deep.parquet).",
-    )
-    p.add_argument("--sim", required=True, type=Path, help="emulator output folder")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--deep", type=int, help="also a deep set of this many objects")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_run_testsets)
-
-
-def _run_testsets(args: argparse.Namespace) -> int:
-    from jpasbatch.mocks.testsets import build_test_sets
-
-    counts = build_test_sets(args.sim, args.out, seed=args.seed)
-    print(f"Test-Real / Test-Synth: {counts['test_real']:,} objects each in {args.out}")
-    if args.deep:
-        counts = build_test_sets(args.sim, args.out, seed=args.seed, sample=args.deep,
-                                 suffix="_deep")  # fmt: skip
-        print(f"deep Test-Real / Test-Synth: {counts['test_real']:,} objects each")
-    return 0
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:

@@ -55,8 +55,3 @@ def test_tiny_committee_benchmark_agrees_with_the_member_loop(tmp_path):
     [bf16] = [r for r in rec["rows"] if r["impl"] == "variant"]
     assert bf16["per_s"] > 0 and rec["bf16_argmax_agreement"] > 0.95
     assert rec["strong_scaling"]["points"][1]["workers"] == 2
-
-
-def test_default_runs_every_stage_and_single_point_benchmarks_only_when_named():
-    assert bench._names(None) == (list(bench.STAGES), [])
-    assert bench._names(["vac", "foundation"]) == (["vac"], ["foundation"])

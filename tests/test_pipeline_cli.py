@@ -25,6 +25,7 @@ def test_simulate_ingest_mocks_report(tmp_path, capsys):
 
     args = ["mocks", "--out", str(mocks), "--observed", str(cat), "--sim", str(sim)]
     args += ["--n-objects", "4000", "--partition-rows", "2000", "--hybridise", "--report"]
+    args += ["--extras", "--deep", "300"]  # the foundation model's columns and deep test sets
     assert main([*args, "--fast", "--workers", "1"]) == 0
     out = capsys.readouterr().out
     assert "mocks:" in out and "Test-Real / Test-Synth" in out and "report:" in out
@@ -32,6 +33,8 @@ def test_simulate_ingest_mocks_report(tmp_path, capsys):
     n_hybrids, n_other = (table.SPLIT == "train").sum(), (table.SPLIT != "train").sum()
     assert n_hybrids % 5 == 0 and n_hybrids // 5 + n_other == 4000
     assert len(pd.read_parquet(mocks / "test_synth.parquet")) == summary["xmatch"]
+    assert len(pd.read_parquet(mocks / "test_real_deep.parquet")) == 300
+    assert {"EW_HALPHA", "TEFF", "MORPH_TYPE", "CLASS_STAR"} <= set(table.columns)
     report = (mocks / "report" / "report.md").read_text()
     assert "similarity" in report and "depth" in report
 

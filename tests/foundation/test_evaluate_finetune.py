@@ -1,13 +1,10 @@
 """Metrics against hand computations, sampling weights, the fine-tuning head, the benchmark."""
 
-import json
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks import run as bench
 from jpasbatch.catalog.schemas import CLASSES
 from jpasbatch.foundation.evaluate import (
     balanced_scores,
@@ -85,13 +82,3 @@ def test_finetuned_head_learns_a_hidden_label():
     r = mu - y[1000:]
     assert np.std(r) < 0.3 * np.std(y[1000:])
     assert 0.5 < np.std(r / sigma) < 2.0  # calibrated errors
-
-
-def test_quick_foundation_benchmark(tmp_path):
-    results = tmp_path / "results"
-    assert bench.main(["--only", "foundation", "--quick", "--results-dir", str(results)]) == 0
-    rec = json.loads((results / "foundation.json").read_text())
-    ours, bf16, peer = rec["rows"]
-    assert "(peer)" in peer["what"] and min(ours["per_s"], bf16["per_s"], peer["per_s"]) > 0
-    assert rec["ratio_to_peer"] == pytest.approx(ours["per_s"] / peer["per_s"])
-    assert rec["bf16_class_agreement"] > 0.9 and rec["bf16_min_embedding_cosine"] > 0.95

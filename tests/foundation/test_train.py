@@ -145,3 +145,45 @@ def test_cli_predict_and_evaluation_report(predictor, mock_dir, observed_tile, t
     assert "Photometric redshifts" in (report / "report.html").read_text()
     assert main(["foundation-evaluate", f"tiny={model}", "--test-dir", str(tmp_path),
                  "--out", str(report)]) == 2  # fmt: skip
+
+
+def test_vac_with_the_foundation_model(predictor, observed_tile, client, tmp_path):
+    """``jpasbatch infer`` with a foundation model: its columns and embeddings join the VAC,
+    equal to the predictor run directly on the same rows."""
+    import pyarrow.parquet as pq
+
+    from jpasbatch.catalog.cuts import photometry_arrays
+    from jpasbatch.classify.classifier import Classifier
+    from jpasbatch.classify.features import FeatureScaler
+    from jpasbatch.classify.model import CommitteeMLP
+    from jpasbatch.vac import arrays
+    from jpasbatch.vac.infer import InferSpec, infer
+    from jpasbatch.vac.targets import read_vac
+
+    cat = observed_tile["catalogue"]
+    scaler = FeatureScaler.fit(photometry_arrays(cat)[0].astype(float))
+    committee = Classifier(CommitteeMLP(scaler.n_features, members=2, hidden=16, layers=2), scaler)
+    pq.write_table(cat, tmp_path / "cat.parquet", row_group_size=cat.num_rows // 3 + 1)
+    spec = InferSpec(
+        catalogue=tmp_path / "cat.parquet",
+        model=committee.save(tmp_path / "committee.pt"),
+        foundation=predictor.save(tmp_path / "foundation.pt"),
+        out=tmp_path / "vac",
+        rows_per_partition=cat.num_rows // 3 + 1,
+    )
+    summary = infer(spec, client=client, progress=False)
+    assert summary["partitions"] >= 3
+    vac = read_vac(spec.out).set_index("OBJECT_ID")
+    kept = cat.to_pandas().set_index("OBJECT_ID").loc[vac.index]
+    direct, direct_arrays = predictor.predict(pa.Table.from_pandas(kept.reset_index()))
+    np.testing.assert_allclose(vac["Z_PHOT"], direct["Z_PHOT"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vac["P_QSO_HIGH_OJALA"], direct["P_QSO_HIGH"], atol=1e-6)
+    np.testing.assert_allclose(vac["TEFF"], direct["TEFF"], rtol=1e-5)
+    embedding = {}
+    for part in sorted((spec.out / "dataset").glob("*.parquet")):
+        stored = arrays.read_partition_arrays(spec.out, part.stem)
+        embedding |= dict(zip(stored["OBJECT_ID"], stored["EMBEDDING"], strict=True))
+    np.testing.assert_allclose(
+        np.stack([embedding[i] for i in vac.index]), direct_arrays["EMBEDDING"], atol=1e-5
+    )
+    assert pq.read_schema(next((spec.out / "dataset").glob("*.parquet"))).field("Z_PHOT")
