@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
+from jpasbatch.jobspecs import spec_from
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +45,6 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from jpasbatch.classify.train import TrainSpec, train
 
-    fields = yaml.safe_load(args.spec.read_text()) if args.spec else {}
     flags = {
         "train": args.inputs or None,
         "out": args.out,
@@ -67,7 +66,7 @@ def _run_train(args: argparse.Namespace) -> int:
         "use_gpu": args.gpu or None,
         "ray": False if args.no_ray else None,
     }
-    spec = TrainSpec(**(fields | {k: v for k, v in flags.items() if v is not None}))
+    spec = spec_from(TrainSpec, args.spec, flags)
     path = train(spec)
     print(f"model: {path}")
     return 0

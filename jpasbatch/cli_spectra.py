@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
+from jpasbatch.jobspecs import spec_from
 
 
 def add_spectra(sub: argparse._SubParsersAction) -> None:
@@ -99,14 +99,13 @@ def _run_emulate(args: argparse.Namespace) -> int:
     from jpasbatch.distributed import dask_client
     from jpasbatch.spectra.emulate import EmulateConfig, emulate
 
-    fields = yaml.safe_load(args.spec.read_text()) if args.spec else {}
     flags = {
         "n_per_class": args.n_per_class,
         "family": args.family,
         "seed": args.seed,
         "partition_size": args.partition_size,
     }
-    config = EmulateConfig(**(fields | {k: v for k, v in flags.items() if v is not None}))
+    config = spec_from(EmulateConfig, args.spec, flags)
     with dask_client(address=args.dask_address, n_workers=args.workers) as client:
         s = emulate(config, args.out, client=client)
     print(f"{s['rows']} spectra {s['counts']} splits {s['splits']} in {args.out}")
@@ -144,7 +143,6 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from jpasbatch.spectra.train import SpectraTrainSpec, train
 
-    fields = yaml.safe_load(args.spec.read_text()) if args.spec else {}
     flags = {
         "data": args.data,
         "out": args.out,
@@ -162,7 +160,7 @@ def _run_train(args: argparse.Namespace) -> int:
         "threads": args.threads,
         "seed": args.seed,
     }
-    spec = SpectraTrainSpec(**(fields | {k: v for k, v in flags.items() if v is not None}))
+    spec = spec_from(SpectraTrainSpec, args.spec, flags)
     print(f"model: {train(spec)}")
     return 0
 

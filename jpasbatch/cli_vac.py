@@ -30,7 +30,9 @@ def add_infer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=65536, help="rows per forward pass")
     p.add_argument("--rows-per-partition", type=int, default=200_000,
                    help="rows per task for plain Parquet input")  # fmt: skip
-    p.add_argument("--workers", type=int, help="local Dask workers (default: one per core)")
+    p.add_argument(
+        "--workers", type=int, help="local Dask workers (default: one per core, at most 8)"
+    )
     p.add_argument("--dask-address", help="a running Dask scheduler (tcp://host:8786)")
     p.add_argument("--gpus", type=int, default=0,
                    help="dask-cuda workers on this many GPUs (needs the gpu extra)")  # fmt: skip

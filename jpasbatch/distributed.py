@@ -1,8 +1,10 @@
 """The one thin distribution layer: how jpasbatch gets a Dask client.
 
-Library stages take an optional ``client``; this module is the only place that
-decides how one is made when none is given (a local cluster sized for the
-machine, or a scheduler address), so kernels never import dask.
+Library stages take an optional ``client``; this module decides how one is made
+when none is given (a local cluster sized for the machine, or a scheduler
+address), so kernels never import dask. (Cluster managers beyond that live
+where they are chosen: dask-jobqueue in :mod:`jpasbatch.engines`, dask-cuda in
+:mod:`jpasbatch.vac.infer`.)
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def dask_client(
         Scheduler address (``tcp://host:8786``) to connect to.
     n_workers
         Workers of the local cluster (default: one single-threaded worker per
-        core, which suits the GIL-bound pandas/pyarrow work of the stages).
+        core, at most 8, which suits the GIL-bound pandas/pyarrow work of the stages).
     """
     if client is not None:
         yield client

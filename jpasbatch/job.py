@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jpasbatch.catalog.cuts import QualityCuts
 from jpasbatch.classify.train import TrainSpec
@@ -49,7 +49,9 @@ class DaskResources(_Strict):
     """Where the Dask stages run: a scheduler address, Slurm, or a local cluster."""
 
     address: str | None = None
-    workers: int | None = Field(None, ge=1, description="local cluster size (default: cores)")
+    workers: int | None = Field(
+        None, ge=1, description="local cluster size (default: cores, at most 8)"
+    )
     slurm: SlurmResources | None = None
 
 
@@ -92,6 +94,17 @@ class TrainStage(TrainSpec):
 
     train: list[Path] | None = None  # type: ignore[assignment]
     name: str = "classifier"
+
+    @model_validator(mode="after")
+    def _job_owned_fields(self) -> TrainStage:
+        # these come from the job (workdir, resources.ray): set here they would be ignored
+        owned = {"out", "workers", "use_gpu", "max_failures", "ray_address"} & self.model_fields_set
+        if owned:
+            raise ValueError(
+                f"{', '.join(sorted(owned))}: set by the job (workdir / resources.ray), "
+                "not in the train section"
+            )
+        return self
 
 
 class TargetsSection(_Strict):

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TypeVar
 
+import yaml
 from pydantic import BaseModel
+
+from jpasbatch.errors import InputError
+
+M = TypeVar("M", bound=BaseModel)
 
 #: The pipeline's stages, in order (the sections of a job spec).
 STAGES = ("simulate", "ingest", "mocks", "train", "infer", "evaluate")
@@ -53,3 +59,19 @@ def export(directory: str | Path) -> list[Path]:
         path.write_text(json.dumps(model.model_json_schema(), indent=1) + "\n")
         paths.append(path)
     return paths
+
+
+def spec_from(model: type[M], path: str | Path | None, flags: dict) -> M:
+    """``model`` from a YAML spec file's fields (if a file is given), overridden by the
+    command-line ``flags`` that were set (not None)."""
+    fields = {}
+    if path is not None:
+        try:
+            fields = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise InputError("no such spec file", path=path) from None
+        except yaml.YAMLError as exc:
+            raise InputError(f"not valid YAML: {exc}", path=path) from None
+        if not isinstance(fields, dict):
+            raise InputError("a spec file holds a mapping of field: value", path=path)
+    return model(**(fields | {k: v for k, v in flags.items() if v is not None}))

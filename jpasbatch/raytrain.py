@@ -139,7 +139,8 @@ def fit(
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    if not ray_.is_initialized():
+    started = not ray_.is_initialized()
+    if started:
         # no address: a new local Ray, never whatever `ray start` last left on this
         # machine (a stale address there would hang the run)
         ray_.init(address=ray_address or "local", log_to_driver=False)
@@ -155,6 +156,10 @@ def fit(
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
-    result = trainer.fit()
-    with result.checkpoint.as_directory() as d:
-        return torch.load(Path(d) / STATE_FILE, weights_only=False, map_location="cpu")
+    try:
+        result = trainer.fit()
+        with result.checkpoint.as_directory() as d:
+            return torch.load(Path(d) / STATE_FILE, weights_only=False, map_location="cpu")
+    finally:
+        if started:  # a Ray we started holds memory the later stages of a job need
+            ray_.shutdown()

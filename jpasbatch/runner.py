@@ -59,14 +59,20 @@ class Paths:
         self.report = w / "report.html"
 
     @property
+    def trained_model(self) -> Path:
+        """What the train stage writes."""
+        train = self.job.train
+        return self.runs / train.name / ("forest.joblib" if train.model == "forest" else "model.pt")
+
+    @property
     def model(self) -> Path:
+        """The classifier the later stages use: ``infer.model``, else the trained one."""
         job = self.job
         if job.infer is not None and job.infer.model is not None:
             return job.infer.model
         if job.train is None:
             raise JpasBatchError("no classifier: add a train stage or set infer.model")
-        name = "forest.joblib" if job.train.model == "forest" else "model.pt"
-        return self.runs / job.train.name / name
+        return self.trained_model
 
     @property
     def infer_catalogue(self) -> Path:
@@ -83,25 +89,30 @@ class Paths:
             "simulate": {"catalogue": self.sim / "catalogue", "truth": self.sim / "truth"},
             "ingest": {"catalogue": self.catalogue / "ingest_summary.json"},
             "mocks": {"mocks": self.mocks / "_properties.json"},
-            "train": {"model": self.model} if job.train else {},
+            "train": {"model": self.trained_model} if job.train else {},
             "infer": {"vac": self.vac / "vac_summary.json", "targets": self.vac / "targets"},
             "evaluate": {"report": self.report},
         }[stage]
 
 
 # --------------------------------------------------------------------------- planning
-def plan(job: JobSpec, *, start: str | None = None) -> list[StagePlan]:
-    """The fingerprint and the run / skip decision of every stage of ``job``."""
+def plan(job: JobSpec, *, start: str | None = None, state: dict | None = None) -> list[StagePlan]:
+    """The fingerprint and the run / skip decision of every stage of ``job``.
+
+    ``state`` is the job's recorded state (read from the workdir when not given);
+    its ``checksums`` are refreshed to the input files hashed here.
+    """
     if start is not None and start not in job.stages():
         raise JpasBatchError(f"--from {start}: the job's stages are {', '.join(job.stages())}")
     paths = Paths(job)
-    state = _read_state(paths.workdir)
+    state = _read_state(paths.workdir) if state is None else state
+    known, state["checksums"] = state.get("checksums", {}), {}
     prints: dict[str, str] = {}
     plans = []
     forced = False
     for stage in job.stages():
         forced = forced or stage == start
-        fp = _fingerprint(stage, job, paths, prints, state)
+        fp = _fingerprint(stage, job, paths, prints, known, state["checksums"])
         prints[stage] = fp
         outputs = {k: str(v) for k, v in paths.outputs(stage).items()}
         done = state.get("stages", {}).get(stage, {})
@@ -118,7 +129,9 @@ def plan(job: JobSpec, *, start: str | None = None) -> list[StagePlan]:
     return plans
 
 
-def _fingerprint(stage: str, job: JobSpec, paths: Paths, prints: dict, state: dict) -> str:
+def _fingerprint(
+    stage: str, job: JobSpec, paths: Paths, prints: dict, known: dict, checksums: dict
+) -> str:
     section = getattr(job, stage)
     upstream = {
         "simulate": [],
@@ -138,29 +151,31 @@ def _fingerprint(stage: str, job: JobSpec, paths: Paths, prints: dict, state: di
             external.append(job.infer.catalogue)
         if job.infer.model is not None:
             external.append(job.infer.model)
+        if job.infer.foundation is not None:
+            external.append(job.infer.foundation)
     blob = {
         "stage": stage,
         "parameters": section.model_dump(mode="json"),
         "upstream": {s: prints[s] for s in upstream if s in prints},
-        "external": {str(p): _checksum(p, state) for p in external},
+        "external": {str(p): _checksum(p, known, checksums) for p in external},
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _checksum(path: Path, state: dict) -> str:
-    """SHA-256 of a file or folder, remembered by (size, mtime) between runs."""
+def _checksum(path: Path, known: dict, checksums: dict) -> str:
+    """SHA-256 of a file or folder; a file's hash is reused from ``known`` (the last
+    run's) while its (path, size, mtime) is unchanged, and recorded in ``checksums``."""
     path = Path(path)
     if not path.exists():
         raise JpasBatchError(f"input {path} does not exist")
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    cache = state.setdefault("checksums", {})
     h = hashlib.sha256()
     for f in files:
         st = f.stat()
         key = f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-        if key not in cache:
-            cache[key] = file_sha256(f)
-        h.update(f"{f.relative_to(path) if path.is_dir() else f.name}={cache[key]}".encode())
+        if key not in checksums:
+            checksums[key] = known[key] if key in known else file_sha256(f)
+        h.update(f"{f.relative_to(path) if path.is_dir() else f.name}={checksums[key]}".encode())
     return h.hexdigest()
 
 
@@ -204,13 +219,15 @@ def run_job(
     """Run ``job`` (or, with ``dry_run``, only print its plan); returns the plan."""
     from jpasbatch.engines import Engines
 
-    plans = plan(job, start=start)
+    paths = Paths(job)
+    state = _read_state(paths.workdir)
+    plans = plan(job, start=start, state=state)
     echo(f"job {job.name!r} in {job.workdir}:")
     for p in plans:
         echo("  " + p.line())
     if dry_run:
         return plans
-    paths = Paths(job)
+    _write_state(paths.workdir, state)  # the input checksums, before hours of work
     with Engines(job.resources) as engines:
         for p in plans:
             if p.action == "skip":
@@ -218,7 +235,6 @@ def run_job(
             echo(f"== {p.stage}")
             t0 = time.perf_counter()
             _STAGE_FUNCS[p.stage](job, paths, engines, progress)
-            state = _read_state(paths.workdir)
             state.setdefault("stages", {})[p.stage] = {
                 "fingerprint": p.fingerprint,
                 "finished": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -51,9 +51,6 @@ class WorkerSubset:
     def compute(self, *args, **kwargs):
         return self._client.compute(*args, **self._pin(kwargs))
 
-    def persist(self, *args, **kwargs):
-        return self._client.persist(*args, **self._pin(kwargs))
-
     def scatter(self, *args, **kwargs):
         return self._client.scatter(*args, **self._pin(kwargs, allow=False))
 

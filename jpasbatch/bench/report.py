@@ -18,59 +18,16 @@ from jpasbatch.bench.stage import STAGES
 STATUS = {True: "met", False: "**NOT met**", None: "not measurable here"}
 
 
-def load_records(folder: Path) -> tuple[list[dict], list[dict]]:
-    """Stage records in report order (CPU before devices), and single-point records.
-
-    Single-point records are what a ``bench_<name>(quick)`` function of the
-    repository's ``benchmarks/`` returns for a benchmark that is not (yet) a
-    :mod:`jpasbatch.bench` stage: one size, no scaling.
-    """
-    records, single = [], []
+def load_records(folder: Path) -> list[dict]:
+    """The stage records of ``folder`` in report order (CPU before devices)."""
+    records = []
     for path in sorted(Path(folder).glob("*.json")):
         rec = json.loads(path.read_text())
-        if "rows" not in rec or "title" not in rec:
-            continue
-        (records if "fit" in rec else single).append(rec)
+        if "fit" in rec:  # not a stage record (e.g. bench.json, the run)
+            records.append(rec)
     order = {name: k for k, name in enumerate(STAGES)}
     records.sort(key=lambda r: (order.get(r["name"], 99), r.get("device", "cpu") != "cpu"))
-    return records, single
-
-
-def _single_section(rec: dict) -> list[str]:
-    """A single-point record as a table (no scaling, no projection)."""
-    m = rec.get("machine", {})
-    lines = [
-        f"### {rec['name']} ({m.get('device', 'cpu')}, single point): {rec['title']}",
-        "",
-        f"- goal: {rec['goal']} — {STATUS[rec.get('goal_met')]}",
-        f"- ratio to peer: **{rec['ratio_to_peer']:.3g}x**",
-        f"- command: `{rec.get('command', '?')}` ({rec.get('created', '?')}); machine: "
-        f"{m.get('processor', '?')}, {m.get('cpu_count', '?')} cores",
-        "",
-        "| what | n | repeats | median s | min s | max s | items/s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rec["rows"]:
-        lines.append(
-            f"| {r['what']} | {r['n']:,} | {r['repeats']} | {r['median_s']:.4g} | "
-            f"{r['min_s']:.4g} | {r['max_s']:.4g} | {r['per_s']:,.0f} |"
-        )
-    skip = {
-        "name",
-        "title",
-        "goal",
-        "goal_met",
-        "rows",
-        "ratio_to_peer",
-        "machine",
-        "command",
-        "created",
-        "preset",
-    }
-    extra = {k: v for k, v in rec.items() if k not in skip and isinstance(v, int | float)}
-    if extra:
-        lines += ["", ", ".join(f"{k}: {v:.3g}" for k, v in extra.items())]
-    return [*lines, ""]
+    return records
 
 
 def projections(records: list[dict], shape: ClusterShape) -> dict[str, dict]:
@@ -215,7 +172,7 @@ def _projection_section(recs: list[dict], proj: dict[str, dict], shape: ClusterS
     return lines
 
 
-def markdown(records: list[dict], shape: ClusterShape, image_prefix: str = "", single=()) -> str:
+def markdown(records: list[dict], shape: ClusterShape, image_prefix: str = "") -> str:
     """The report's text (figures linked as ``image_prefix + <name>.png``)."""
     proj = projections(records, shape)
     lines = [
@@ -256,10 +213,6 @@ def markdown(records: list[dict], shape: ClusterShape, image_prefix: str = "", s
     lines += ["## Stages", ""]
     for r in records:
         lines += _stage_section(r, f"{image_prefix}{_image(r)}")
-    if single:
-        lines += ["## Single-point records (not jpasbatch.bench stages)", ""]
-        for r in single:
-            lines += _single_section(r)
     return "\n".join(lines)
 
 
@@ -285,16 +238,16 @@ def write_report(
     With ``results_md``, also that file (figures linked relative to it).
     """
     shape = shape or ClusterShape()
-    records, single = load_records(records_dir)
+    records = load_records(records_dir)
     out.mkdir(parents=True, exist_ok=True)
     for rec in records:
         plots.stage_figure(rec, out / _image(rec))
     if records:
         plots.overview_figure(records, projections(records, shape), out / "overview.png")
-    path = _write(out / "report.md", markdown(records, shape, "", single))
+    path = _write(out / "report.md", markdown(records, shape, ""))
     if results_md is not None:
         prefix = os.path.relpath(out, results_md.parent) + "/"
-        _write(results_md, markdown(records, shape, prefix, single))
+        _write(results_md, markdown(records, shape, prefix))
     return path
 
 

@@ -5,8 +5,8 @@ For each stage, with sizes ``S`` (largest ``L``) and worker counts ``W`` (larges
 * size sweep: every size on one worker and on ``w`` workers (throughput vs size);
 * strong scaling: ``L`` on every worker count;
 * weak scaling: ``(L // w) * k`` items on ``k`` workers for every ``k`` in ``W``;
-* the peer at every size measured (one worker; also ``w`` where the peer uses
-  workers), and every answer of the stage is compared with the peer's answer on
+* the peer at every size measured on one worker (and at ``L`` also on ``w``
+  where the peer uses workers), and every answer of the stage is compared with the peer's answer on
   the same inputs -- a mismatch beyond the stage's tolerance raises
   :class:`~jpasbatch.bench.core.BenchmarkMismatch` and no record is written;
 * the stage's variants (other precisions, backends) at ``(L, w)``.
@@ -28,7 +28,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from jpasbatch.bench import scaling
-from jpasbatch.bench.core import BenchmarkMismatch, Outcome, device_name, machine, summary_of
+from jpasbatch.bench.core import (
+    BenchmarkMismatch,
+    Outcome,
+    device_name,
+    machine,
+    summary_of,
+    versions,
+)
 from jpasbatch.bench.engines import BenchEngines
 from jpasbatch.bench.memory import PeakMemory
 from jpasbatch.bench.spec import BenchSpec
@@ -186,8 +193,9 @@ def run_stage(stage: Stage, spec: BenchSpec, engines: BenchEngines) -> dict:
 def headline(rec: dict, big: int, wmax: int) -> None:
     """``ratio_to_peer`` at (largest size, most workers) and the ratio at every point.
 
-    Each point's ratio is to the peer on the same inputs with as many workers
-    where the peer uses workers, else to the peer on one.
+    Each point's ratio is to the peer on the same inputs: with as many workers
+    where the peer uses workers and was measured so (the largest size), else to
+    the peer on one worker.
     """
     ratios = []
     for r in rec["rows"]:
@@ -239,7 +247,7 @@ def run_bench(spec: BenchSpec, *, results_md: Path | None = None, progress_print
     stages = [get_stage(n) for n in names]  # unknown names fail before any work
     command = spec.command or shlex.join(["jpasbatch", "bench", *sys.argv[1:]])
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    info = {"machine": machine(), "versions": _versions(), "command": command, "created": created}
+    info = {"machine": machine(), "versions": versions(), "command": command, "created": created}
     records = {}
     with BenchEngines(max(spec.workers), spec.dask_address, spec.ray_address) as engines:
         for stage in stages:
@@ -261,12 +269,6 @@ def run_bench(spec: BenchSpec, *, results_md: Path | None = None, progress_print
     write_json(spec.out / "bench.json", run)
     write_report(spec.records_dir, spec.out, spec.project, results_md=results_md)
     return run
-
-
-def _versions() -> dict:
-    from jpasbatch.bench.core import versions
-
-    return versions()
 
 
 __all__ = ["BenchmarkMismatch", "plan", "run_bench", "run_stage"]

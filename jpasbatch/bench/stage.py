@@ -139,7 +139,12 @@ class Stage:
         raise NotImplementedError
 
     def variants(self) -> dict[str, Any]:
-        """Other implementations measured at the headline point: label -> ``fn(data, ctx)``."""
+        """Other implementations measured at the headline point.
+
+        ``label -> (fn, check)``: ``fn(data, ctx) -> Outcome`` runs it, ``check(out,
+        peer_out, n) -> (diff, extra)`` compares it with the peer (raising
+        :class:`BenchmarkMismatch` beyond tolerance) and returns fields for the record.
+        """
         return {}
 
     def goal_check(self, rec: dict) -> tuple[bool | None, str]:

@@ -207,7 +207,7 @@ class FoundationPredictor:
         dtype
             ``None`` / ``"float32"``, or ``"bfloat16"`` (faster on CPUs with bf16
             instructions and on GPUs; agrees with float32 to ~1e-2 in the raw
-            outputs, see ``benchmarks/foundation.py``).
+            outputs; the ``transformer`` stage of ``jpasbatch bench`` checks it).
         device
             ``"cpu"`` (default), ``"cuda"``...; the model is moved there.
         """

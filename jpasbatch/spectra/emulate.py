@@ -370,6 +370,7 @@ def emulate(config: EmulateConfig, out: str | Path, client=None, progress: bool 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    store.check_resume(out, config.model_dump(mode="json"))
     t0 = time.perf_counter()
     targets = draw_targets(config)
     size = config.partition_size

@@ -200,8 +200,3 @@ def ensemble_statistics(z_members: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     """Mean and standard deviation over the last axis (Eqs. 7-8: divided by K, not K - 1)."""
     mean = z_members.mean(-1)
     return mean, ((z_members - mean.unsqueeze(-1)) ** 2).mean(-1).sqrt()
-
-
-def n_parameters(model: nn.Module) -> int:
-    """Trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

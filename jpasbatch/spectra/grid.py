@@ -10,7 +10,7 @@ Resampling (:func:`resample`) treats each input pixel as a constant flux
 density over its extent (edges halfway between centres) and averages it over
 each output pixel: the integral of f_lambda over any union of output pixels
 equals that of the input over the same wavelengths, exactly. It is one sparse
-overlap matrix per input grid (computed once for spectra sharing a grid),
+overlap matrix per input grid (one per call: the rows of an (N, L) batch share it),
 masked pixels carry no weight, and an output pixel less than half covered by
 good input is masked. The variance of each output pixel is propagated
 exactly through the same weights.

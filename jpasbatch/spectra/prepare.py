@@ -129,6 +129,8 @@ def prepare(
         raise InputError("no spectra files given")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    params = {"files_per_partition": files_per_partition, "min_good": min_good}
+    store.check_resume(out, params | {"files": file_list_digest(paths)})
     t0 = time.perf_counter()
     groups = [paths[s : s + files_per_partition] for s in range(0, len(paths), files_per_partition)]
     with dask_client(client) as c:
@@ -146,12 +148,17 @@ def prepare(
         "partitions": len(groups),
         "grid": COMMON_GRID.to_dict(),
         "seconds": time.perf_counter() - t0,
-        "provenance": provenance(
-            parameters={"files_per_partition": files_per_partition, "min_good": min_good}
-        ),
+        "provenance": provenance(parameters=params),
     }
     store.write_summary(out, summary)
     return summary
+
+
+def file_list_digest(paths: Sequence[str]) -> str:
+    """SHA-256 of the ordered file list (what the partitions are made of)."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
 
 
 def gather(client, futures, progress: bool, what: str) -> list:

@@ -35,8 +35,7 @@ ARRAYS = "spectra.zarr"
 INDEX = "index"
 REJECTS = "rejects"
 SUMMARY = "summary.json"
-#: The arrays of every partition.
-ARRAY_NAMES = ("FLUX", "IVAR", "GOOD")
+STARTED = "started.json"
 
 
 def partition_name(k: int) -> str:
@@ -108,6 +107,25 @@ def write_summary(out: str | Path, summary: dict) -> Path:
     tmp.write_text(json.dumps(summary, indent=2, default=str))
     os.replace(tmp, path)
     return path
+
+
+def check_resume(out: str | Path, parameters: dict) -> None:
+    """Record the run's ``parameters`` in ``out``; refuse to resume a run made with others.
+
+    Finished partitions are kept on a rerun, so they must come from the same inputs.
+    """
+    path = Path(out) / STARTED
+    if path.exists():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in parameters.keys() | before.keys()
+                         if before.get(k) != parameters.get(k))  # fmt: skip
+        if changed:
+            raise InputError(
+                f"was written with other {', '.join(changed)}: choose another output folder "
+                "or delete it",
+                path=out,
+            )
+    path.write_text(json.dumps(parameters, indent=1, sort_keys=True))
 
 
 class SpectraStore:

@@ -41,6 +41,7 @@ from jpasbatch.vac.sources import Partition, is_hats, partitions, read_partition
 
 SUMMARY = "vac_summary.json"
 PROVENANCE = "provenance.json"
+STARTED = "started.json"
 
 
 class InferSpec(BaseModel):
@@ -70,7 +71,7 @@ class InferSpec(BaseModel):
         Start a dask-cuda ``LocalCUDACluster`` on this many GPUs (needs the
         ``gpu`` extra); implies ``device = cuda``.
     workers, dask_address
-        Local Dask workers (default: one per core), or a running scheduler.
+        Local Dask workers (default: one per core, at most 8), or a running scheduler.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -101,12 +102,13 @@ def infer(spec: InferSpec, *, client=None, progress: bool = True) -> dict:
         checksums["foundation"] = model_checksum(spec.foundation)
     run = _run_record(spec, checksums)
     run_id = run["id"]
+    _check_same_input(out, spec)
     (out / "dataset").mkdir(parents=True, exist_ok=True)
     (out / "rejects").mkdir(exist_ok=True)
-    zarr_arrays.init_store(out, {"provenance_id": run_id})
     done = [p for p in parts if (out / "dataset" / f"{p.key}.parquet").exists()]
     for p in done:
         _check_same_run(out / "dataset" / f"{p.key}.parquet", run_id)
+    zarr_arrays.init_store(out, {"provenance_id": run_id})
     todo = [p for p in parts if p not in done]
     t0 = time.perf_counter()
     results = _run_tasks(todo, spec, run_id, client, progress)
@@ -195,8 +197,13 @@ def _run_tasks(todo, spec: InferSpec, run_id: str, client, progress: bool) -> li
     with _cluster(spec, client) as c:
         from distributed import as_completed
 
+        # keys unique per output and input: two runs of the same models on one
+        # scheduler must never be taken for the same task
+        where = hashlib.sha256(str(spec.out.resolve()).encode()).hexdigest()[:8]
         futures = [
-            c.submit(run_partition, p, payload, run_id, key=f"vac-{run_id}-{p.key}", retries=2)
+            c.submit(
+                run_partition, p, payload, run_id, key=f"vac-{run_id}-{where}-{p.key}", retries=2
+            )
             for p in todo
         ]
         bar = tqdm(total=sum(p.rows for p in todo), desc="infer", unit="row", unit_scale=True,
@@ -242,7 +249,7 @@ def _cuda_client(gpus: int):
 def _prepare_out(out: Path, resume: bool) -> None:
     if out.exists() and not resume:
         # replace only what an inference wrote: never delete a folder we did not make
-        ours = (out / SUMMARY).exists() or (out / zarr_arrays.STORE).exists()
+        ours = any((out / f).exists() for f in (SUMMARY, STARTED, zarr_arrays.STORE))
         if any(out.iterdir()) and not ours:
             raise JpasBatchError(f"{out} exists and is not a VAC; choose another --out")
         shutil.rmtree(out)
@@ -268,6 +275,28 @@ def _run_record(spec: InferSpec, checksums: dict) -> dict:
     record = {"code_version": __version__, "models": checksums, "parameters": params}
     blob = json.dumps(record, sort_keys=True).encode()
     return record | {"id": hashlib.sha256(blob).hexdigest()[:16]}
+
+
+def _check_same_input(out: Path, spec: InferSpec) -> None:
+    """Record what a resume must match (``out/started.json``); refuse a resume that differs.
+
+    The partitions' keys and row numbers depend on the input and on
+    ``rows_per_partition``, so finished partitions of another input must not be kept.
+    """
+    started = {
+        "catalogue": str(spec.catalogue.resolve()),
+        "rows_per_partition": spec.rows_per_partition,
+    }
+    path = out / STARTED
+    if path.exists():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in started if before.get(k) != started[k])
+        if changed:
+            raise JpasBatchError(
+                f"{out} was started with another {', '.join(changed)} "
+                f"({', '.join(str(before.get(k)) for k in changed)}): rerun without --resume"
+            )
+    path.write_text(json.dumps(started, indent=1))
 
 
 def _check_same_run(path: Path, run_id: str) -> None:

@@ -10,7 +10,7 @@ worker process, not per partition.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 from jpasbatch.catalog.cuts import photometry_arrays
 from jpasbatch.catalog.schemas import CLASSES
 from jpasbatch.classify.classifier import Classifier
-from jpasbatch.classify.evaluate import load_model, model_file
+from jpasbatch.classify.evaluate import load_model
 from jpasbatch.classify.metrics import entropy
 from jpasbatch.provenance import file_sha256
 
@@ -35,15 +35,12 @@ class ModelSet:
         A :class:`~jpasbatch.classify.classifier.Classifier` or forest.
     foundation
         A :class:`~jpasbatch.foundation.predict.FoundationPredictor`, or None.
-    checksums
-        Model name -> SHA-256 of its file (provenance).
     device, dtype
         Where and in which precision the networks run.
     """
 
     classifier: object
     foundation: object | None = None
-    checksums: dict[str, str] = field(default_factory=dict)
     device: str = "cpu"
     dtype: str = "float32"
 
@@ -107,11 +104,8 @@ def load_models(
 
             fm = FoundationPredictor.load(foundation)
         clf = load_model(classifier)
-        checksums = {"classifier": model_checksum(model_file(classifier))}
-        if foundation is not None:
-            checksums["foundation"] = model_checksum(foundation)
         _CACHE.clear()  # one model set per worker: a new job's models replace the last
-        _CACHE[key] = ModelSet(clf, fm, checksums, device, dtype)
+        _CACHE[key] = ModelSet(clf, fm, device, dtype)
     return _CACHE[key]
 
 

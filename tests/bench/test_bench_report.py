@@ -1,4 +1,4 @@
-"""The report from records: GPU records beside CPU ones, single-point records, RESULTS.md."""
+"""The report from records: GPU records beside CPU ones, RESULTS.md."""
 
 import json
 
@@ -34,14 +34,9 @@ def test_gpu_records_sit_beside_cpu_ones_and_drive_gpu_projections(tmp_path, toy
     assert runner.record_name(gpu) == "toy@nvidia-h200.json"
     runner.write_json(records / runner.record_name(toy_record), toy_record)
     runner.write_json(records / runner.record_name(gpu), gpu)
-    single = {"name": "legacy", "title": "A single-point benchmark", "goal": "be fast",
-              "goal_met": True, "ratio_to_peer": 2.5, "spectra_per_minute": 1234.0,
-              "rows": [{"what": "x", "n": 10, "repeats": 1, "median_s": 1.0, "min_s": 1.0,
-                        "max_s": 1.0, "per_s": 10.0}]}  # fmt: skip
-    runner.write_json(records / "legacy.json", single)
-    recs, singles = load_records(records)
+    runner.write_json(records / "notes.json", {"name": "not a stage record"})
+    recs = load_records(records)
     assert [r.get("device", "cpu") for r in recs] == ["cpu", "NVIDIA H200"]
-    assert [s["name"] for s in singles] == ["legacy"]
 
     shape = ClusterShape(nodes=2, cores=8, gpus=4, memory_gb=64)
     results_md = tmp_path / "RESULTS.md"
@@ -51,7 +46,6 @@ def test_gpu_records_sit_beside_cpu_ones_and_drive_gpu_projections(tmp_path, toy
     assert "### toy (NVIDIA H200): Toy: sum of squares" in md
     row = next(line for line in md.splitlines() if line.startswith("| toy | 40 million"))
     assert "NVIDIA H200" in row and "| 8 |" in row  # 2 nodes x 4 GPUs
-    assert "A single-point benchmark" in md and "spectra_per_minute: 1.23e+03" in md
     assert (tmp_path / "docs" / "bench" / "toy-nvidia-h200.png").exists()
     text = results_md.read_text()
     assert "](docs/bench/toy.png)" in text and "](docs/bench/overview.png)" in text

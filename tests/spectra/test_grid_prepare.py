@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from scipy import integrate
 
+from jpasbatch.errors import InputError
 from jpasbatch.spectra import store
 from jpasbatch.spectra.grid import (
     COMMON_GRID,
@@ -137,6 +138,11 @@ def test_dask_prepare_writes_partitions_rejects_and_resumes(sdss_files, tmp_path
     assert again["rows"] == 6
     assert {p: p.stat().st_mtime_ns for p in (out / store.INDEX).glob("*.parquet")} == before
     assert isinstance(st.index, pd.DataFrame)
+    # ... but not those of other inputs or partitioning
+    with pytest.raises(InputError, match="files_per_partition"):
+        prepare(inputs, out, files_per_partition=2, client=client, progress=False)
+    with pytest.raises(InputError, match="files"):
+        prepare(inputs[1:], out, files_per_partition=3, client=client, progress=False)
 
 
 def test_desi_mask_and_ivar_zero_pixels_are_masked_on_the_grid(tmp_path):

@@ -120,6 +120,10 @@ def test_plain_and_photometry_parquet(catalogue_file, committee, client, tmp_pat
     assert summary["partitions"] == 4 and summary["rows_vac"] + summary["rows_rejected"] == 4000
     rejects = pd.read_parquet(tmp_path / "plain" / "rejects")
     assert sorted(rejects["SOURCE_ROW"]) == [3, 7, 11, 12]  # rows of the input file
+    # other partitions would leave the finished ones meaning other rows: no resume
+    other = spec.model_copy(update={"resume": True, "rows_per_partition": 700})
+    with pytest.raises(JpasBatchError, match="another rows_per_partition"):
+        infer(other, client=client, progress=False)
     # a `jpasbatch photometry` file: ID, FLUX_<band>, no errors
     table = pq.read_table(catalogue_file).slice(0, 300).to_pandas()
     phot = table[[c for c in table if c.startswith("FLUX_") and "RELERR" not in c]]

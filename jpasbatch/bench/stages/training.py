@@ -66,9 +66,9 @@ class TrainingStage(Stage):
             calibrate=False,
             prior_correction=False,
             # a global batch of 512 (tiny: 64, still enough steps to learn), split over the
-            # workers: every run takes the same optimiser steps per epoch and must reach
-            # the same validation F1 as the loop without Ray
-            batch_size=(64 if ctx.preset == "tiny" else 512) // ctx.workers,
+            # Ray workers: every run takes the same optimiser steps per epoch and must reach
+            # the same validation F1 as the loop without Ray (one process, the whole batch)
+            batch_size=(64 if ctx.preset == "tiny" else 512) // (ctx.workers if ray else 1),
             weighting="none",
             ray=ray,
             ray_address=ctx.engines.ray() if ray else None,
