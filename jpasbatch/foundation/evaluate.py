@@ -48,15 +48,8 @@ def photoz_stats(z_phot: np.ndarray, z_spec: np.ndarray) -> dict[str, float]:
     """``n``, ``bias``, ``nmad``, ``outliers`` of dz/(1+z) (NaN when empty)."""
     ok = np.isfinite(z_phot) & np.isfinite(z_spec)
     dz = (z_phot[ok] - z_spec[ok]) / (1 + z_spec[ok])
-    if dz.size == 0:
-        return {"n": 0, "bias": np.nan, "nmad": np.nan, "outliers": np.nan}
-    med = float(np.median(dz))
-    return {
-        "n": int(dz.size),
-        "bias": med,
-        "nmad": float(1.48 * np.median(np.abs(dz - med))),
-        "outliers": float(np.mean(np.abs(dz) > 0.15)),
-    }
+    outliers = float(np.mean(np.abs(dz) > 0.15)) if dz.size else np.nan
+    return residual_stats(dz) | {"outliers": outliers}
 
 
 def residual_stats(residual: np.ndarray) -> dict[str, float]:

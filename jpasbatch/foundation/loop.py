@@ -27,6 +27,7 @@ import torch
 
 from jpasbatch.classify.metrics import confusion_matrix, weighted_f1
 from jpasbatch.foundation.data import class_index, read_rows, read_unlabelled
+from jpasbatch.foundation.evaluate import photoz_stats
 from jpasbatch.foundation.masking import observation_context, sample_masks, token_weights
 from jpasbatch.foundation.model import FoundationModel
 from jpasbatch.foundation.objective import Objective
@@ -272,6 +273,5 @@ def validate(
     f1 = weighted_f1(confusion_matrix(y[ok], p[ok].argmax(1), n_classes=len(CLASSES)))
     z = val_table["Z"].to_numpy(zero_copy_only=False).astype(float)
     gal = (y == CLASSES.index("GALAXY")) & np.isfinite(cols["Z_PHOT"])
-    dz = (cols["Z_PHOT"][gal] - z[gal]) / (1 + z[gal])
-    nmad = float(1.48 * np.median(np.abs(dz - np.median(dz)))) if gal.any() else float("nan")
+    nmad = photoz_stats(cols["Z_PHOT"][gal], z[gal])["nmad"]
     return {"val_loss": total / max(n, 1), "val_weighted_f1": f1, "val_galaxy_nmad": nmad}

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from jpasbatch.foundation.evaluate import OJALA_CLASSES, evaluate
+from jpasbatch.foundation.evaluate import OJALA_CLASSES, evaluate, residual_stats
 from jpasbatch.foundation.finetune import finetune_head
 from jpasbatch.foundation.predict import FoundationPredictor
 
@@ -122,16 +122,13 @@ def finetune_experiment(
     r = mu - y[test]
     base = np.median(y[train]) - y[test]
 
-    def nmad(x):
-        return float(1.48 * np.median(np.abs(x - np.median(x))))
-
     return {
         "label": "log10 HALF_LIGHT_ARCSEC (galaxies)",
         "n_train": len(train),
         "n_test": len(test),
-        "nmad": nmad(r),
+        "nmad": residual_stats(r)["nmad"],
         "bias": float(np.median(r)),
-        "baseline_nmad": nmad(base),
+        "baseline_nmad": residual_stats(base)["nmad"],
         "pull_std": float(np.std(r / sigma)),
         "pearson_r": float(np.corrcoef(mu, y[test])[0, 1]),
     }
