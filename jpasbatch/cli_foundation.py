@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jpasbatch import atomic
 from jpasbatch.jobspecs import spec_from
 
 
@@ -94,7 +95,6 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    import os
 
     import numpy as np
     import pyarrow as pa
@@ -112,10 +112,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     )
     out = pa.table({"OBJECT_ID": table["OBJECT_ID"]} | cols)
     meta = {b"foundation_model_checksum": pred.checksum.encode()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    pq.write_table(out.replace_schema_metadata(meta), tmp)
-    os.replace(tmp, args.out)
+    atomic.write_parquet(out.replace_schema_metadata(meta), args.out)
     np.save(args.out.with_suffix(".embedding.npy"), arrays["EMBEDDING"])
     print(f"wrote {args.out} ({out.num_rows:,} rows) and its embeddings")
     return 0

@@ -45,3 +45,17 @@ def dask_client(
         Client(cluster) as c,
     ):
         yield c
+
+
+def gather(futures: list, progress: bool, what: str) -> list:
+    """Results of Dask ``futures`` in submission order, with a progress bar as they finish."""
+    from dask.distributed import as_completed
+    from tqdm import tqdm
+
+    results = {}
+    bar = tqdm(total=len(futures), desc=what, unit="part", disable=not progress)
+    for fut in as_completed(futures):
+        results[fut.key] = fut.result()
+        bar.update()
+    bar.close()
+    return [results[f.key] for f in futures]

@@ -14,13 +14,14 @@ to continue exactly where it stopped (weights, optimiser, epoch, history...).
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from jpasbatch import atomic
 
 STATE_FILE = "state.pt"
 
@@ -87,10 +88,8 @@ def save_state(state: dict, metrics: dict, config: dict, rank: int) -> None:
     """Checkpoint ``state`` and report ``metrics`` (every rank must call it, every epoch)."""
     if not config.get("ray"):
         if config.get("checkpoint_dir"):
-            d = Path(config["checkpoint_dir"])
-            d.mkdir(parents=True, exist_ok=True)
-            torch.save(state, d / (STATE_FILE + ".tmp"))
-            os.replace(d / (STATE_FILE + ".tmp"), d / STATE_FILE)  # atomic
+            with atomic.replacing(Path(config["checkpoint_dir"]) / STATE_FILE) as tmp:
+                torch.save(state, tmp)
         return
     import ray.train
 

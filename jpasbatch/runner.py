@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from jpasbatch import atomic
 from jpasbatch.errors import JpasBatchError
 from jpasbatch.job import JobSpec
 from jpasbatch.jobspecs import STAGES
@@ -201,10 +202,7 @@ def _read_state(workdir: Path) -> dict:
 
 
 def _write_state(workdir: Path, state: dict) -> None:
-    workdir.mkdir(parents=True, exist_ok=True)
-    tmp = workdir / (STATE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    tmp.replace(workdir / STATE)
+    atomic.write_json(workdir / STATE, state)
 
 
 # --------------------------------------------------------------------------- running

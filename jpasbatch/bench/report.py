@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from jpasbatch import atomic
 from jpasbatch.bench import plots, scaling
 from jpasbatch.bench.spec import ClusterShape
 from jpasbatch.bench.stage import STAGES
@@ -252,7 +253,4 @@ def write_report(
 
 
 def _write(path: Path, text: str) -> Path:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic.write_text(path, text + "\n")

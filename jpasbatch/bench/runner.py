@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from jpasbatch import atomic
 from jpasbatch.bench import scaling
 from jpasbatch.bench.core import (
     BenchmarkMismatch,
@@ -228,11 +229,7 @@ def record_name(rec: dict) -> str:
 
 def write_json(path: Path, obj: dict) -> Path:
     """Atomic JSON write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic.write_json(path, obj, default=str)
 
 
 def run_bench(spec: BenchSpec, *, results_md: Path | None = None, progress_print=print) -> dict:

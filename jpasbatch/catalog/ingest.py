@@ -20,7 +20,6 @@ rejected is checked from the files written, on every run.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections import Counter
@@ -32,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from jpasbatch import atomic
 from jpasbatch.catalog.cuts import REASONS, QualityCuts, reject_reasons
 from jpasbatch.catalog.readers import ColumnMap, count_rows, iter_catalogue
 from jpasbatch.catalog.schemas import OBSERVED, REJECTS
@@ -201,8 +201,8 @@ def _validate_chunks(
             # the input row travels with each kept row until partitioning, so a
             # later duplicate can still be reported with its place in the input
             kept = table.filter(pa.array(keep)).append_column(_ROW, pa.array(rows[keep]))
-            _atomic_parquet(kept, work / "kept" / f"{key}.parquet")
-            _atomic_parquet(
+            atomic.write_parquet(kept, work / "kept" / f"{key}.parquet")
+            atomic.write_parquet(
                 _rejects_table(
                     path,
                     rows[~keep],
@@ -253,7 +253,7 @@ def _reject_duplicates(out: Path) -> None:
         table = pq.read_table(path)
         source = json.loads((work / "done" / f"{path.stem}.json").read_text())["source"]
         dup = table.filter(pa.array(rep))
-        _atomic_parquet(
+        atomic.write_parquet(
             _rejects_table(
                 Path(source),
                 dup.column(_ROW).to_numpy(),
@@ -262,15 +262,8 @@ def _reject_duplicates(out: Path) -> None:
             ),
             out / "rejects" / f"{path.stem}-dup.parquet",
         )
-        _atomic_parquet(table.filter(pa.array(~rep)), path)
+        atomic.write_parquet(table.filter(pa.array(~rep)), path)
     (work / "dedup.done").write_text("")
-
-
-def _atomic_parquet(table: pa.Table, path: Path) -> None:
-    """Write then rename, so a killed run never leaves a half-written file."""
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- stage 2

@@ -9,13 +9,12 @@ with the row count and the provenance.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from jpasbatch import atomic
 from jpasbatch.catalog.schemas import conform
 
 # a leading underscore keeps pyarrow and dask dataset discovery from reading it as data
@@ -87,9 +86,7 @@ def write_partition(
     """Write one partition atomically (write, then rename); returns its rows."""
     path = Path(path)
     meta = {**(schema.metadata or {}), b"jpasbatch_provenance": json.dumps(provenance or {})}
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(conform(table, schema).replace_schema_metadata(meta), tmp)
-    os.replace(tmp, path)
+    atomic.write_parquet(conform(table, schema).replace_schema_metadata(meta), path)
     return table.num_rows
 
 

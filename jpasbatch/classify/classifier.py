@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jpasbatch import atomic
 from jpasbatch.classify.calibrate import apply_prior, apply_temperature
 from jpasbatch.classify.features import FeatureScaler
 from jpasbatch.classify.model import CommitteeMLP, committee_probabilities
@@ -62,9 +63,8 @@ class Classifier:
             "prior": self.prior,
             "meta": self.meta,
         }
-        tmp = path.with_suffix(".tmp")
-        torch.save(blob, tmp)
-        tmp.replace(path)
+        with atomic.replacing(path) as tmp:
+            torch.save(blob, tmp)
         return path
 
     @classmethod

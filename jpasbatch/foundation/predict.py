@@ -23,13 +23,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import torch
 
+from jpasbatch import atomic
 from jpasbatch.catalog.schemas import CLASSES, PHYSICAL_LABELS
 from jpasbatch.foundation.masking import label_mask
 from jpasbatch.foundation.model import FoundationModel, split_outputs
@@ -149,10 +149,8 @@ class FoundationPredictor:
     def save(self, path: str | Path) -> Path:
         """Write ``model.pt`` atomically; returns its path."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(self._payload(), tmp)
-        os.replace(tmp, path)
+        with atomic.replacing(path) as tmp:
+            torch.save(self._payload(), tmp)
         self._checksum = hashlib.sha256(path.read_bytes()).hexdigest()
         return path
 

@@ -22,7 +22,6 @@ catalogue and truth are the same with or without it).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
+from jpasbatch import atomic
 from jpasbatch.catalog.readers import write_archive_like
 from jpasbatch.catalog.schemas import BANDS, EXTERNAL, OBSERVED
 from jpasbatch.distributed import dask_client
@@ -226,10 +226,8 @@ def _run_tile(tile: Tile, area: float, config: SimulateConfig, index: int, out: 
             (ext_path, lambda p: pq.write_table(external, p)),
             (cat_path, lambda p: write_archive_like(p, catalogue, layout="array", fmt="parquet")),
         ):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-            write(tmp)
-            os.replace(tmp, path)
+            with atomic.replacing(path) as tmp:
+                write(tmp)
     truth = pq.read_table(truth_path, columns=["CLASS", "IN_XMATCH"]).to_pandas()
     return {
         "tile": tile.tile_id,

@@ -364,9 +364,8 @@ def emulate(config: EmulateConfig, out: str | Path, client=None, progress: bool 
     dict
         The summary written to ``out/summary.json``.
     """
-    from jpasbatch.distributed import dask_client
+    from jpasbatch.distributed import dask_client, gather
     from jpasbatch.provenance import provenance
-    from jpasbatch.spectra.prepare import gather
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -388,7 +387,7 @@ def emulate(config: EmulateConfig, out: str | Path, client=None, progress: bool 
             )
             for k, chunk in enumerate(chunks)
         ]
-        rows = gather(c, futures, progress, "emulate")
+        rows = gather(futures, progress, "emulate")
     summary = {
         "kind": "emulated",
         "rows": int(sum(rows)),

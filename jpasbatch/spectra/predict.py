@@ -27,8 +27,6 @@ member separately, for the benchmark.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -38,13 +36,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from jpasbatch import atomic
 from jpasbatch.errors import InputError
 from jpasbatch.spectra.gasnet import Z_RANGE, ensemble_statistics
 from jpasbatch.spectra.grid import LogGrid, median_snr, network_input, resample
+from jpasbatch.spectra.instrument import C_KMS
 from jpasbatch.spectra.loop import build_model
 from jpasbatch.spectra.train import MODEL_FILE
-
-C_KMS = 299792.458
 
 
 class SpectraModel:
@@ -245,22 +243,20 @@ def write_table(table: pd.DataFrame, out: str | Path, provenance: dict | None = 
     import json
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
-    tmp = out.with_name(f".tmp-{uuid.uuid4().hex}{out.suffix}")
-    if suffix == ".csv":
-        table.to_csv(tmp, index=False)
-    elif suffix in (".fits", ".fit"):
-        from astropy.table import Table
+    with atomic.replacing(out) as tmp:
+        if suffix == ".csv":
+            table.to_csv(tmp, index=False)
+        elif suffix in (".fits", ".fit"):
+            from astropy.table import Table
 
-        t = Table.from_pandas(table)
-        t.meta["PROVJSON"] = json.dumps(provenance or {})[:60000]
-        t.write(tmp, format="fits")
-    else:
-        arrow = pa.Table.from_pandas(table, preserve_index=False)
-        meta = {b"jpasbatch.provenance": json.dumps(provenance or {}, default=str).encode()}
-        pq.write_table(
-            arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), **meta}), tmp
-        )
-    os.replace(tmp, out)
+            t = Table.from_pandas(table)
+            t.meta["PROVJSON"] = json.dumps(provenance or {})[:60000]
+            t.write(tmp, format="fits")
+        else:
+            arrow = pa.Table.from_pandas(table, preserve_index=False)
+            meta = {b"jpasbatch.provenance": json.dumps(provenance or {}, default=str).encode()}
+            pq.write_table(
+                arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), **meta}), tmp
+            )
     return out

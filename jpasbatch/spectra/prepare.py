@@ -121,7 +121,7 @@ def prepare(
     progress
         Show a progress bar.
     """
-    from jpasbatch.distributed import dask_client
+    from jpasbatch.distributed import dask_client, gather
     from jpasbatch.provenance import provenance
 
     paths = [str(p) for p in paths]
@@ -138,7 +138,7 @@ def prepare(
             c.submit(_prepare_partition, str(out), store.partition_name(k), g, min_good, pure=False)
             for k, g in enumerate(groups)
         ]
-        counts = gather(c, futures, progress, "prepare")
+        counts = gather(futures, progress, "prepare")
     kept, rejected = sum(k for k, _ in counts), sum(r for _, r in counts)
     summary = {
         "kind": "prepared",
@@ -159,17 +159,3 @@ def file_list_digest(paths: Sequence[str]) -> str:
     import hashlib
 
     return hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
-
-
-def gather(client, futures, progress: bool, what: str) -> list:
-    """Results of Dask ``futures`` in submission order, with a progress bar as they finish."""
-    from dask.distributed import as_completed
-    from tqdm import tqdm
-
-    results = {}
-    bar = tqdm(total=len(futures), desc=what, unit="part", disable=not progress)
-    for fut in as_completed(futures):
-        results[fut.key] = fut.result()
-        bar.update()
-    bar.close()
-    return [results[f.key] for f in futures]

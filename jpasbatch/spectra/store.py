@@ -17,17 +17,14 @@ an interrupted job leaves whole partitions only, and a rerun skips them.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import zarr
 
+from jpasbatch import atomic
 from jpasbatch.errors import InputError
 from jpasbatch.spectra.grid import COMMON_GRID, LogGrid
 
@@ -47,13 +44,6 @@ def is_done(out: str | Path, name: str) -> bool:
     return (Path(out) / INDEX / f"{name}.parquet").exists()
 
 
-def _atomic_parquet(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-
-
 def write_partition(
     out: str | Path,
     name: str,
@@ -69,44 +59,35 @@ def write_partition(
     for arr_name, arr in (("FLUX", flux), ("IVAR", ivar), ("GOOD", good)):
         if len(arr) != n:
             raise ValueError(f"{arr_name} has {len(arr)} rows, the index {n}")
-    root = out / ARRAYS
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".tmp-{uuid.uuid4().hex}"
-    group = zarr.open_group(str(tmp), mode="w")
     ids = np.asarray(index["ID"].astype(str).to_numpy(), dtype=str)
     values = {
         "FLUX": np.asarray(flux, np.float32),
         "IVAR": np.asarray(ivar, np.float32),
         "GOOD": np.asarray(good, bool),
     }
-    for arr_name, arr in values.items():
-        chunks = (max(1, min(n, 1024)), *arr.shape[1:])
-        z = group.create_array(arr_name, shape=arr.shape, dtype=arr.dtype, chunks=chunks)
-        if n:
-            z[...] = arr
-    group.attrs["rows"] = n
-    group.attrs["ids"] = ids.tolist()
-    final = root / name
-    if final.exists():  # a previous, interrupted attempt at this partition
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    # a previous, interrupted attempt at this partition is replaced
+    with atomic.replacing(out / ARRAYS / name) as tmp:
+        group = zarr.open_group(str(tmp), mode="w")
+        for arr_name, arr in values.items():
+            chunks = (max(1, min(n, 1024)), *arr.shape[1:])
+            z = group.create_array(arr_name, shape=arr.shape, dtype=arr.dtype, chunks=chunks)
+            if n:
+                z[...] = arr
+        group.attrs["rows"] = n
+        group.attrs["ids"] = ids.tolist()
     if rejects is not None and len(rejects):
-        _atomic_parquet(
+        atomic.write_parquet(
             pa.Table.from_pandas(rejects, preserve_index=False), out / REJECTS / f"{name}.parquet"
         )
     table = index.reset_index(drop=True).assign(PARTITION=name, ROW=np.arange(n, dtype=np.int64))
-    _atomic_parquet(
+    atomic.write_parquet(
         pa.Table.from_pandas(table, preserve_index=False), out / INDEX / f"{name}.parquet"
     )
     return n
 
 
 def write_summary(out: str | Path, summary: dict) -> Path:
-    path = Path(out) / SUMMARY
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
+    return atomic.write_json(Path(out) / SUMMARY, summary, indent=2, default=str)
 
 
 def check_resume(out: str | Path, parameters: dict) -> None:

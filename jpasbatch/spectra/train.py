@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from jpasbatch import atomic
 from jpasbatch.raytrain import fit
 from jpasbatch.spectra.emulate import CLASSES
 from jpasbatch.spectra.loop import train_loop_per_worker
@@ -218,8 +219,8 @@ def train(spec: SpectraTrainSpec, progress: bool = True) -> Path:
         pd.DataFrame(state["history"]).to_csv(run / f"history_{part}.csv", index=False)
     saved["grid"] = SpectraStore(spec.data).grid.to_dict()
     saved["spec"] = json.loads(spec.model_dump_json())
-    torch.save(saved, run / (MODEL_FILE + ".tmp"))
-    (run / (MODEL_FILE + ".tmp")).replace(run / MODEL_FILE)
+    with atomic.replacing(run / MODEL_FILE) as tmp:
+        torch.save(saved, tmp)
     (run / "meta.json").write_text(
         json.dumps({"val": saved["val"], "spec": saved["spec"]}, indent=2, default=str)
     )

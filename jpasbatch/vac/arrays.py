@@ -14,13 +14,12 @@ so a reader never sees half of one.
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 import zarr
+
+from jpasbatch import atomic
 
 STORE = "arrays.zarr"
 
@@ -38,23 +37,20 @@ def write_partition_arrays(
     vac_dir: str | Path, key: str, object_id: np.ndarray, arrays: dict[str, np.ndarray]
 ) -> Path:
     """Write one partition's arrays atomically; returns the group's path."""
-    store = Path(vac_dir) / STORE
-    final = store / group_name(key)
-    tmp = store / f".tmp-{uuid.uuid4().hex}"
-    group = zarr.open_group(str(tmp), mode="w")
+    final = Path(vac_dir) / STORE / group_name(key)
     n = len(object_id)
-    for name, values in {"OBJECT_ID": np.asarray(object_id, np.int64), **arrays}.items():
-        values = np.asarray(values)
-        if len(values) != n:
-            raise ValueError(f"array {name} has {len(values)} rows, the partition {n}")
-        # chunks of ~64k rows: whole rows together, readable per partition slice
-        chunks = (min(max(n, 1), 65536), *values.shape[1:])
-        arr = group.create_array(name, shape=values.shape, dtype=values.dtype, chunks=chunks)
-        arr[...] = values
-    group.attrs["rows"] = n
-    if final.exists():  # an earlier attempt of this partition (killed worker, rerun)
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    # an earlier attempt of this partition (killed worker, rerun) is replaced
+    with atomic.replacing(final) as tmp:
+        group = zarr.open_group(str(tmp), mode="w")
+        for name, values in {"OBJECT_ID": np.asarray(object_id, np.int64), **arrays}.items():
+            values = np.asarray(values)
+            if len(values) != n:
+                raise ValueError(f"array {name} has {len(values)} rows, the partition {n}")
+            # chunks of ~64k rows: whole rows together, readable per partition slice
+            chunks = (min(max(n, 1), 65536), *values.shape[1:])
+            arr = group.create_array(name, shape=values.shape, dtype=values.dtype, chunks=chunks)
+            arr[...] = values
+        group.attrs["rows"] = n
     return final
 
 

@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Literal
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
+from jpasbatch import atomic
 from jpasbatch.catalog.schemas import REJECTS
 from jpasbatch.errors import JpasBatchError
 from jpasbatch.provenance import file_sha256, provenance
@@ -159,9 +159,9 @@ def run_partition(part: Partition, spec: dict, run_id: str) -> dict:
         out, part.key, result.vac["OBJECT_ID"].to_numpy(), result.arrays
     )
     name = zarr_arrays.group_name(part.key)
-    _atomic_parquet(result.rejects, out / "rejects" / f"{name}.parquet", {})
+    atomic.write_parquet(result.rejects, out / "rejects" / f"{name}.parquet")
     meta = {"provenance_id": run_id, "source": part.path, "source_rows": str(table.num_rows)}
-    _atomic_parquet(result.vac, out / "dataset" / f"{part.key}.parquet", meta)
+    atomic.write_parquet(_with_metadata(result.vac, meta), out / "dataset" / f"{part.key}.parquet")
     return {
         "key": part.key,
         "rows_in": table.num_rows,
@@ -311,12 +311,9 @@ def _check_same_run(path: Path, run_id: str) -> None:
 
 def _remove_leftovers(out: Path) -> None:
     """Temporary files of task attempts that died mid-write (their retries finished)."""
-    for tmp in (out / "dataset").rglob(".*.tmp"):
-        tmp.unlink()
-    for tmp in (out / "rejects").glob(".*.tmp"):
-        tmp.unlink()
-    for tmp in (out / zarr_arrays.STORE).glob(".tmp-*"):
-        shutil.rmtree(tmp, ignore_errors=True)
+    atomic.remove_leftovers(out / "dataset", recursive=True)
+    atomic.remove_leftovers(out / "rejects")
+    atomic.remove_leftovers(out / zarr_arrays.STORE)
 
 
 def _first_row(part: Partition) -> int:
@@ -326,15 +323,11 @@ def _first_row(part: Partition) -> int:
     return sum(meta.row_group(g).num_rows for g in range(part.row_groups[0]))
 
 
-def _atomic_parquet(table, path: Path, meta: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    schema_meta = {
-        **(table.schema.metadata or {}),
-        **{k.encode(): v.encode() for k, v in meta.items()},
-    }
-    pq.write_table(table.replace_schema_metadata(schema_meta), tmp)
-    os.replace(tmp, path)
+def _with_metadata(table: pa.Table, meta: dict[str, str]) -> pa.Table:
+    old = table.schema.metadata or {}
+    return table.replace_schema_metadata(
+        {**old, **{k.encode(): v.encode() for k, v in meta.items()}}
+    )
 
 
 def _conserved(out: Path, parts: list[Partition]) -> dict:
