@@ -168,6 +168,14 @@ class Attention(nn.Module):
         dh = d // self.h
         q = self.q(x).view(b, lq, self.h, dh).transpose(1, 2)
         k, v = self.kv(mem).view(b, lk, 2, self.h, dh).permute(2, 0, 3, 1, 4)
+        if qf is not None and not torch.is_grad_enabled():
+            # inference: the same bias as an additive mask, (H, Lq, Lk) when every row
+            # has the same tokens, instead of widening each row's q / k / v by the
+            # features (in training the additive form makes the backward pass slow)
+            bias = qf.to(q.dtype) @ kf.to(q.dtype).transpose(-1, -2)
+            bias = bias if bias.dim() == 4 else bias[None]
+            key_mask = bias if key_mask is None else key_mask.to(q.dtype) + bias
+            qf = None
         if qf is not None:
             nf = kf.shape[-1]
             # the bias features join q and k; v gets zeros there (sliced off below):

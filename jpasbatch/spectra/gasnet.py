@@ -13,9 +13,10 @@ Here the K members of an ensemble are one module: every convolution is a
 grouped convolution with one group per member, every batch-norm channel
 belongs to one member, and the dense layers are batched matrix products. The
 members share no parameter, so training them together is training them
-independently (Adam is per parameter), and inference is one pass instead of
-K. :meth:`GaSNetEnsemble.member` extracts one member as a stand-alone network
-(the naive loop the benchmark compares against).
+independently (Adam is per parameter), and inference on a GPU is one pass
+instead of K. :meth:`GaSNetEnsemble.member` extracts one member as a stand-alone
+network: on CPUs a loop over members is faster than the grouped pass
+(:attr:`jpasbatch.spectra.predict.SpectraModel.member_loop`).
 
 Input: ``(B, 2, L)`` -- the normalised flux and the good-pixel indicator (see
 :func:`jpasbatch.spectra.grid.network_input`) -- the same for all members, as

@@ -20,9 +20,9 @@ One row per spectrum:
     and the velocity differences c (z - z_ref) / (1 + z_ref), ready for |dv|
     statistics; median S/N per pixel and usable pixels on the grid.
 
-The GaSNet-II networks of a model run as one vectorised pass per batch (the
-classifier and every ensemble); :meth:`SpectraModel.predict_naive` runs each
-member separately, for the benchmark.
+An ensemble runs as one grouped-convolution pass per batch on a GPU and one
+member at a time on a CPU, whichever is faster there
+(:attr:`SpectraModel.member_loop`); both give the same numbers.
 """
 
 from __future__ import annotations
@@ -83,8 +83,18 @@ class SpectraModel:
         return cls(torch.load(file, weights_only=False, map_location="cpu"), device)
 
     # ------------------------------------------------------------------ kernels
+    @property
+    def member_loop(self) -> bool:
+        """Whether ensembles run one member at a time (CPU) or as one grouped pass (GPU).
+
+        On CPUs oneDNN's grouped convolutions with a few channels per group run ~3x
+        slower than the K plain convolutions they replace (the ``spectral`` stage
+        of ``jpasbatch bench`` measures both); on GPUs one pass wins.
+        """
+        return self.device.type == "cpu"
+
     @torch.no_grad()
-    def _outputs(self, flux: np.ndarray, good: np.ndarray, naive: bool = False) -> dict:
+    def _outputs(self, flux: np.ndarray, good: np.ndarray, member_loop: bool) -> dict:
         out = {}
         x_rms = torch.from_numpy(network_input(flux, good, "rms")).to(self.device)
         for part, net in self.nets.items():
@@ -92,8 +102,8 @@ class SpectraModel:
             if task == "fnet":
                 x = torch.from_numpy(network_input(flux, good, "zero_mean")).to(self.device)
                 out[part] = net(x).float().cpu().numpy()
-            elif naive and net.members > 1:
-                if part not in self._members:  # built once: the peer is timed on inference only
+            elif member_loop and net.members > 1:
+                if part not in self._members:  # built once per model
                     self._members[part] = [
                         net.member(m).to(self.device).eval() for m in range(net.members)
                     ]
@@ -104,10 +114,15 @@ class SpectraModel:
         return out
 
     def predict_arrays(
-        self, flux: np.ndarray, good: np.ndarray, naive: bool = False
+        self, flux: np.ndarray, good: np.ndarray, member_loop: bool | None = None
     ) -> pd.DataFrame:
-        """Predictions for resampled ``(n, L)`` spectra on the model's grid."""
-        out = self._outputs(flux, good, naive)
+        """Predictions for resampled ``(n, L)`` spectra on the model's grid.
+
+        ``member_loop``: how to run the ensembles (default :attr:`member_loop`,
+        the faster way on this device; both give the same numbers).
+        """
+        loop = self.member_loop if member_loop is None else member_loop
+        out = self._outputs(flux, good, loop)
         if "classifier" not in out:
             raise InputError("this model has no classifier (trained with 'only')")
         probs = torch.softmax(torch.from_numpy(out["classifier"][:, 0]), -1).numpy()
@@ -128,10 +143,6 @@ class SpectraModel:
         if "fnet" in out:
             cols["Z_FNET"] = np.clip(out["fnet"], *Z_RANGE)
         return pd.DataFrame(cols)
-
-    def predict_naive(self, flux: np.ndarray, good: np.ndarray) -> pd.DataFrame:
-        """The same as :meth:`predict_arrays`, one member at a time (the benchmark's peer)."""
-        return self.predict_arrays(flux, good, naive=True)
 
 
 # --------------------------------------------------------------------------- files

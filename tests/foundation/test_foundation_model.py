@@ -94,6 +94,22 @@ def test_absent_tokens_change_nothing():
     torch.testing.assert_close(out_m, out_g, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("per_row_targets", [False, True])
+def test_inference_bias_path_equals_the_training_path(per_row_targets):
+    """Without gradients the relative bias is an additive mask; with them, extra q / k
+    features (fast backward). Both must give the same outputs."""
+    torch.manual_seed(5)
+    model = FoundationModel(**TINY).eval()
+    values, errors, present = _batch(6, missing=0.3)
+    ids = torch.arange(V)
+    targets = QUERY[None].expand(6, -1) if per_row_targets else QUERY
+    with torch.no_grad():
+        out_i, emb_i = model(ids, values, errors, present, targets)
+    out_t, emb_t = model(ids, values, errors, present, targets)
+    torch.testing.assert_close(out_i, out_t.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(emb_i, emb_t.detach(), atol=1e-5, rtol=1e-5)
+
+
 def test_gradients_reach_every_parameter():
     torch.manual_seed(3)
     model = FoundationModel(**TINY)

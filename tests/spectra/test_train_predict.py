@@ -59,8 +59,9 @@ def test_train_without_ray_saves_a_model_that_predicts(tiny_emulated, tmp_path, 
     qso = pred["CLASS"] == "QSO"
     assert np.allclose(pred["Z"][qso], pred["Z_QSO"][qso])
     assert np.array_equal(pred["ROBUST"][qso], pred["Z_QSO_ERR"][qso] <= model.val_mae["QSO"])
-    # the member-by-member loop gives the same answers as the vectorised pass
-    naive = model.predict_naive(flux, good)
+    # the member-by-member loop (CPU default) gives the same answers as the grouped pass
+    assert model.member_loop
+    naive = model.predict_arrays(flux, good, member_loop=False)
     num = pred.select_dtypes("number").columns
     assert np.allclose(naive[num].to_numpy(float), pred[num].to_numpy(float), atol=1e-4)
     # a rerun finds every part finished and only reassembles the model
