@@ -1,7 +1,8 @@
 """Atomic writes: a hidden temporary beside the target, renamed over it when complete.
 
 A reader, or a resumed run, sees the old version or the new one, never half of one.
-A writer killed mid-write leaves only a ``.tmp-*`` entry, which
+A writer killed mid-write leaves only a hidden ``.<name>.<random>.tmp`` entry,
+which no ``*.parquet`` / ``*.json`` glob of a reader matches and
 :func:`remove_leftovers` clears.
 """
 
@@ -15,21 +16,23 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-PREFIX = ".tmp-"
+#: Glob of the temporaries (hidden, and never ending in the target's suffix).
+PATTERN = ".*.tmp"
 
 
 @contextlib.contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path that replaces ``path`` (a file or a folder) on success.
 
-    The temporary keeps ``path``'s suffix, so writers that choose a format by it
-    still work. An existing folder at ``path`` (an earlier attempt) is removed
-    just before the rename; on an error the temporary is removed and ``path``
-    left as it was.
+    The temporary ends in ``.tmp``, so readers globbing for the target's suffix
+    never see a half-written file (writers must not choose a format by the
+    suffix). An existing folder at ``path`` (an earlier attempt) is removed just
+    before the rename; on an error the temporary is removed and ``path`` left as
+    it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{PREFIX}{uuid.uuid4().hex}-{path.name}")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         yield tmp
         if tmp.is_dir() and path.is_dir():
@@ -63,7 +66,7 @@ def write_parquet(table, path: str | Path) -> Path:
 def remove_leftovers(folder: str | Path, recursive: bool = False) -> int:
     """Remove the temporaries of writers that died in ``folder``; returns how many."""
     folder = Path(folder)
-    found = list((folder.rglob if recursive else folder.glob)(f"{PREFIX}*"))
+    found = list((folder.rglob if recursive else folder.glob)(PATTERN))
     for tmp in found:
         _remove(tmp)
     return len(found)

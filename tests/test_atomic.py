@@ -18,10 +18,11 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 
 
 def test_a_folder_is_replaced_whole_and_suffixes_are_kept(tmp_path):
-    target = tmp_path / "group"
+    target = tmp_path / "group.zarr"
     (target / "old").mkdir(parents=True)
     with atomic.replacing(target) as tmp:
-        assert tmp.suffix == target.suffix and tmp.name.startswith(atomic.PREFIX)
+        # hidden, and never matching a reader's glob for the target's suffix
+        assert tmp.name.startswith(".") and tmp.suffix == ".tmp"
         (tmp / "new").mkdir(parents=True)
     assert [p.name for p in target.iterdir()] == ["new"]
     table = pa.table({"x": [1, 2]})
@@ -30,8 +31,8 @@ def test_a_folder_is_replaced_whole_and_suffixes_are_kept(tmp_path):
 
 def test_leftovers_of_dead_writers_are_removed(tmp_path):
     (tmp_path / "sub").mkdir()
-    (tmp_path / f"{atomic.PREFIX}1-a.parquet").write_text("x")
-    (tmp_path / "sub" / f"{atomic.PREFIX}2-b").mkdir()
+    (tmp_path / ".a.parquet.1.tmp").write_text("x")
+    (tmp_path / "sub" / ".b.2.tmp").mkdir()
     (tmp_path / "kept.parquet").write_text("x")
     assert atomic.remove_leftovers(tmp_path) == 1
     assert atomic.remove_leftovers(tmp_path, recursive=True) == 1
