@@ -27,7 +27,7 @@ member at a time on a CPU, whichever is faster there
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ import torch
 from jpasbatch import atomic
 from jpasbatch.errors import InputError
 from jpasbatch.spectra.gasnet import Z_RANGE, ensemble_statistics
-from jpasbatch.spectra.grid import LogGrid, median_snr, network_input, resample
+from jpasbatch.spectra.grid import LogGrid, network_input
 from jpasbatch.spectra.instrument import C_KMS
 from jpasbatch.spectra.loop import build_model
 from jpasbatch.spectra.train import MODEL_FILE
@@ -148,49 +148,6 @@ class SpectraModel:
 # --------------------------------------------------------------------------- files
 
 
-def _batches(paths: Sequence[str | Path], grid: LogGrid, size: int) -> Iterator[tuple]:
-    """Resampled batches ``(meta rows, flux, ivar, good, rejects)`` of the spectra in ``paths``."""
-    from jpasbatch.spectra.readers import read_spectra
-
-    rows, fl, iv, gd, rejects = [], [], [], [], []
-    for path in paths:
-        try:
-            spectra = read_spectra(path)
-        except InputError as exc:
-            rejects.append({"SOURCE": str(path), "ID": "", "REASON": str(exc)})
-            continue
-        for sp in spectra:
-            f, v, ok = resample(sp.wavelength, sp.flux, sp.ivar, sp.good, grid)
-            if not ok.any():
-                reason = "no usable pixel on the model's wavelength grid"
-                rejects.append({"SOURCE": str(path), "ID": sp.id, "REASON": reason})
-                continue
-            z, c = sp.meta.get("Z"), sp.meta.get("CLASS")
-            rows.append(
-                {
-                    "ID": sp.id,
-                    "SOURCE": str(path),
-                    "Z_REF": float(z) if z is not None else np.nan,
-                    "CLASS_REF": str(c).strip().upper() if c is not None else "",
-                }
-            )
-            fl.append(f)
-            iv.append(v)
-            gd.append(ok)
-            if len(rows) == size:
-                yield rows, np.stack(fl), np.stack(iv), np.stack(gd), rejects
-                rows, fl, iv, gd, rejects = [], [], [], [], []
-    if rows or rejects:
-        empty = np.zeros((0, grid.n))
-        yield (
-            rows,
-            np.stack(fl) if fl else empty,
-            np.stack(iv) if iv else empty,
-            np.stack(gd) if gd else empty.astype(bool),
-            rejects,
-        )
-
-
 def add_reference_columns(table: pd.DataFrame) -> pd.DataFrame:
     """``DV_KMS`` (and ``DV_FNET_KMS``): c (z - Z_REF) / (1 + Z_REF), NaN without a reference."""
     zr = table["Z_REF"].to_numpy(float)
@@ -202,30 +159,41 @@ def add_reference_columns(table: pd.DataFrame) -> pd.DataFrame:
 
 def predict_spectra(
     model: SpectraModel,
-    batches: Iterable[tuple],
-    total: int | None = None,
+    paths: Sequence[str | Path],
+    batch_size: int = 256,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Predict every batch ``(meta rows, flux, ivar, good, rejects)``; returns (table, rejects)."""
+    """Read, resample and predict the spectra of ``paths``; returns (table, rejects).
+
+    Files are read one at a time (:func:`~jpasbatch.spectra.prepare.prepare_files`,
+    the same reading and rejects as ``jpasbatch spectra-prepare``) and predicted in
+    batches of at least ``batch_size`` spectra.
+    """
     from tqdm import tqdm
 
-    parts, rejects = [], []
-    bar = tqdm(total=total, desc="spectra", unit="spec", disable=not progress)
-    for rows, flux, ivar, good, rej in batches:
-        rejects += rej
-        if not rows:
-            continue
-        pred = model.predict_arrays(flux, good)
-        meta = pd.DataFrame(rows)
-        meta["SNR"] = median_snr(flux, ivar, good)
-        meta["N_GOOD"] = good.sum(1)
-        parts.append(pd.concat([meta.reset_index(drop=True), pred], axis=1))
-        bar.update(len(rows))
-    bar.close()
+    from jpasbatch.spectra.prepare import prepare_files
+
+    parts, rejects, pending = [], [], []
+
+    def flush() -> None:
+        index = pd.concat([p[0] for p in pending], ignore_index=True)
+        flux, good = (np.concatenate([p[k] for p in pending]) for k in (1, 2))
+        parts.append(pd.concat([index, model.predict_arrays(flux, good)], axis=1))
+        pending.clear()
+
+    for path in tqdm(paths, desc="spectra", unit="file", disable=not progress):
+        index, flux, _, good, rej = prepare_files([path], model.grid, min_good=1)
+        rejects.append(rej)
+        if len(index):
+            pending.append((index, flux, good))
+        if sum(len(p[0]) for p in pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
     if not parts:
         raise InputError("no spectrum could be read from the inputs")
     table = add_reference_columns(pd.concat(parts, ignore_index=True))
-    return table, pd.DataFrame(rejects, columns=["SOURCE", "ID", "REASON"])
+    return table, pd.concat(rejects, ignore_index=True)
 
 
 def predict_files(
@@ -237,9 +205,7 @@ def predict_files(
 ) -> Path:
     """Predict the spectra in ``paths`` and write ``out`` (Parquet, CSV or FITS by suffix)."""
     model = SpectraModel.load(model_dir)
-    table, rejects = predict_spectra(
-        model, _batches(paths, model.grid, batch_size), total=None, progress=progress
-    )
+    table, rejects = predict_spectra(model, paths, batch_size, progress)
     from jpasbatch.provenance import provenance
 
     meta = provenance(parameters={"model": str(Path(model_dir).resolve())})
