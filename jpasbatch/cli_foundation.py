@@ -90,7 +90,9 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument(
+        "--batch-size", type=int, help="objects per forward pass (default: 64 on CPU, 4096 on GPU)"
+    )
     p.set_defaults(func=_run_predict)
 
 

@@ -27,7 +27,9 @@ def add_infer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("vac"), help="VAC folder")
     p.add_argument("--foundation", type=Path, help="foundation model (photo-z, embeddings)")
     p.add_argument("--resume", action="store_true", help="keep finished partitions in --out")
-    p.add_argument("--batch-size", type=int, default=65536, help="rows per forward pass")
+    p.add_argument(
+        "--batch-size", type=int, default=65536, help="rows per forward pass of the classifier"
+    )
     p.add_argument("--rows-per-partition", type=int, default=200_000,
                    help="rows per task for plain Parquet input")  # fmt: skip
     p.add_argument(

@@ -192,6 +192,12 @@ class Attention(nn.Module):
         )[..., :dh]
         return self.out(y.transpose(1, 2).reshape(b, lq, d))
 
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        """Self-attention of tokens that attend only to themselves: the softmax over
+        one key is 1, so each output is its own projected value."""
+        d = x.shape[-1]
+        return self.out(F.linear(x, self.kv.weight[d:], self.kv.bias[d:]))
+
 
 class Block(nn.Module):
     """Pre-LN transformer block: self-attention, optional cross-attention, feed-forward."""
@@ -209,9 +215,13 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, self_bias, mem=None, cross_bias=None):
-        """``self_bias`` / ``cross_bias``: (key_mask, query features, key features)."""
+        """``self_bias`` / ``cross_bias``: (key_mask, query features, key features);
+        ``self_bias`` None: every token attends only to itself."""
         h = self.ln1(x)
-        x = x + self.drop(self.attn(h, h, *self_bias))
+        if self_bias is None:
+            x = x + self.drop(self.attn.value(h))
+        else:
+            x = x + self.drop(self.attn(h, h, *self_bias))
         if self.cross is not None:
             x = x + self.drop(self.cross(self.ln2(x), mem, *cross_bias))
         return x + self.drop(self.ffn(self.ln3(x)))
@@ -322,10 +332,14 @@ class FoundationModel(nn.Module):
         uk, kk = self.loglam[mem_ids], self.kind[mem_ids]
         cb = self.dec_cross_bias
         # each query attends only to itself among the queries (see the module docstring)
-        t = q.shape[1]
-        eye = torch.eye(t, dtype=torch.bool, device=q.device)
-        diag = torch.zeros(t, t, dtype=q.dtype, device=q.device).masked_fill(~eye, float("-inf"))
-        self_bias = (diag[None, None],)
+        self_bias = None  # inference: each query's self-attention is its value
+        if torch.is_grad_enabled():
+            # the same through attention with a diagonal mask, so that every parameter
+            # has a gradient (zero) as DDP expects
+            t = q.shape[1]
+            eye = torch.eye(t, dtype=torch.bool, device=q.device)
+            diag = torch.zeros(t, t, dtype=q.dtype, device=q.device)
+            self_bias = (diag.masked_fill(~eye, float("-inf"))[None, None],)
         cross_bias = (key_mask, cb.query_features(uq, kq), cb.key_features(uk, kk))
         for block in self.decoder:
             q = block(q, self_bias, memory, cross_bias)

@@ -47,13 +47,23 @@ QUERY_TOKENS = ("CLASS", "Z", *PHYSICAL_LABELS)
 _LN10 = np.log(10.0)
 
 
+def default_batch_size(device: str | torch.device) -> int:
+    """Objects per forward pass when none is asked for.
+
+    Small on CPUs: a batch's feed-forward activations (objects x tokens x 1024
+    floats) then stay in cache; in float32 on 2 cores 64 objects per pass ran
+    1.4x faster than 1024. Large on GPUs, which need the parallelism.
+    """
+    return 64 if torch.device(device).type == "cpu" else 4096
+
+
 def run_model(
     model: FoundationModel,
     tokens: TokenArrays,
     context: np.ndarray,
     query: tuple[str, ...] = QUERY_TOKENS,
     *,
-    batch_size: int = 2048,
+    batch_size: int | None = None,
     dtype: torch.dtype | None = None,
     device: str | torch.device = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -61,9 +71,11 @@ def run_model(
 
     ``tokens`` are standardised; ``context`` ``(N, V)`` says which tokens each
     object gives the encoder. ``dtype`` (e.g. ``torch.bfloat16``) runs the model
-    in that precision; outputs are float32.
+    in that precision; outputs are float32. ``batch_size``: objects per forward
+    pass (default :func:`default_batch_size`).
     """
     device = torch.device(device)
+    batch_size = batch_size or default_batch_size(device)
     qids = torch.tensor([token_index(q) for q in query], device=device)
     n = len(tokens)
     out = np.full((n, len(query), 4), np.nan, np.float32)
@@ -187,7 +199,7 @@ class FoundationPredictor:
         self,
         table: pa.Table,
         context: str | list[str] = "all",
-        batch_size: int = 2048,
+        batch_size: int | None = None,
         *,
         dtype: torch.dtype | str | None = None,
         device: str | torch.device | None = None,
@@ -201,7 +213,7 @@ class FoundationPredictor:
         context
             Tokens to condition on.
         batch_size
-            Objects per forward pass.
+            Objects per forward pass (default: 64 on CPUs, 4096 on GPUs).
         dtype
             ``None`` / ``"float32"``, or ``"bfloat16"`` (faster on CPUs with bf16
             instructions and on GPUs; agrees with float32 to ~1e-2 in the raw

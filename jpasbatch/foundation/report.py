@@ -141,7 +141,7 @@ def evaluation_report(
     *,
     truth: str | Path | None = None,
     contexts: dict[str, str] = CONTEXTS,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
 ) -> dict:
     """Write the report into ``out``; returns the headline metrics.
 

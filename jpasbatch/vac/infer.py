@@ -61,7 +61,8 @@ class InferSpec(BaseModel):
     resume
         Continue an interrupted run in ``out`` (finished partitions are kept).
     batch_size
-        Rows per forward pass.
+        Rows per forward pass of the classifier (the foundation model uses its
+        own, :func:`~jpasbatch.foundation.predict.default_batch_size`).
     rows_per_partition
         Plain Parquet inputs: rows per task (HATS inputs keep their pixels).
     device, dtype

@@ -65,9 +65,9 @@ class ModelSet:
         columns["CLASS"] = np.asarray(CLASSES, dtype=object)[p.argmax(axis=1)]
         columns["ENTROPY"] = entropy(p).astype(np.float32)
         if self.foundation is not None:
-            cols, arr = self.foundation.predict(
-                table, batch_size=batch_size, dtype=self.dtype, device=self.device
-            )
+            # the foundation model keeps its own batch size: a classifier batch of 65536
+            # objects x ~70 tokens x 1024 activations would need ~18 GB
+            cols, arr = self.foundation.predict(table, dtype=self.dtype, device=self.device)
             for name, values in cols.items():
                 # the classifier owns P_<CLASS>; the foundation model's go beside them
                 columns[f"{name}_OJALA" if name.startswith("P_") else name] = values

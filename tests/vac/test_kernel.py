@@ -75,3 +75,27 @@ def test_tiny_partitions(committee, catalogue_file, n):
     table = pq.read_table(catalogue_file).slice(0, n)
     res = process_partition(table, load_models(committee), source="x")
     assert res.vac.num_rows == n and res.rejects.num_rows == 0
+
+
+def test_foundation_model_keeps_its_own_batch_size(committee, catalogue_file, tmp_path):
+    """The VAC's classifier batch (65,536 rows) must not reach the transformer, whose
+    activations grow with rows x tokens x 1024: it runs in its own, small batches."""
+    import torch
+
+    from jpasbatch.foundation.model import FoundationModel
+    from jpasbatch.foundation.predict import FoundationPredictor, default_batch_size
+    from jpasbatch.foundation.tokens import TokenNorm, encode_table
+
+    table = pq.read_table(catalogue_file).slice(0, 300)
+    torch.manual_seed(0)
+    tiny = {"d_model": 16, "n_heads": 2, "enc_layers": 1, "enc_ffn": 32, "dec_layers": 1}
+    fm = FoundationPredictor(
+        FoundationModel(**tiny, dec_ffn=32), TokenNorm.fit(encode_table(table))
+    )
+    path = fm.save(tmp_path / "fm.pt")
+    models = load_models(committee, path)
+    seen: list[int] = []
+    models.foundation.model.register_forward_pre_hook(lambda m, a: seen.append(len(a[1])))
+    res = process_partition(table, models, source="x", batch_size=65536)
+    assert max(seen) == default_batch_size("cpu") < res.vac.num_rows
+    assert np.isfinite(res.vac["Z_PHOT"].to_numpy()).all()
