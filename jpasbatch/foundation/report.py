@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from jpasbatch.catalog.schemas import CLASSES
 from jpasbatch.foundation.evaluate import OJALA_CLASSES, evaluate, residual_stats
 from jpasbatch.foundation.finetune import finetune_head
 from jpasbatch.foundation.predict import FoundationPredictor
@@ -98,6 +99,28 @@ def _table_html(df: pd.DataFrame) -> str:
     return df.to_html(float_format=lambda v: f"{v:.3g}", na_rep="-", border=0)
 
 
+def precision_agreement(predictor: FoundationPredictor, table) -> dict:
+    """bfloat16 against float32 inference on ``table`` with every band as context.
+
+    The fast path's metrics beside the exact one's: argmax-class agreement, the
+    largest redshift difference, weighted F1 (3 classes) and the galaxies'
+    photo-z sigma_NMAD in each precision.
+    """
+    runs = {dt: predictor.predict(table, dtype=dt)[0] for dt in ("float32", "bfloat16")}
+    scores = {dt: evaluate(cols, table) for dt, cols in runs.items()}
+    label = {dt: np.stack([c[f"P_{k}"] for k in CLASSES], 1).argmax(1) for dt, c in runs.items()}
+    dz = np.abs(runs["float32"]["Z_PHOT"] - runs["bfloat16"]["Z_PHOT"])
+    out = {
+        "n": table.num_rows,
+        "class_agreement": float(np.mean(label["float32"] == label["bfloat16"])),
+        "max_abs_dz": float(np.nanmax(dz)),
+    }
+    for dt, r in scores.items():
+        out[f"weighted_f1_{dt}"] = r["class3_all"]["weighted_f1"]
+        out[f"galaxy_nmad_{dt}"] = r["photoz"]["GALAXY"]["all"]["nmad"]
+    return out
+
+
 def finetune_experiment(
     predictor: FoundationPredictor, table, truth: pd.DataFrame, seed: int = 0
 ) -> dict:
@@ -174,9 +197,13 @@ def evaluation_report(
         truth_df = pd.read_parquet(truth, columns=["OBJECT_ID", "HALF_LIGHT_ARCSEC"])
         for m, pred in predictors.items():
             finetune[m] = finetune_experiment(pred, tables["test_real"], truth_df)
+    precision = {}
+    if "test_real" in tables:
+        for m, pred in predictors.items():
+            precision[m] = precision_agreement(pred, tables["test_real"])
     headline = _headline(results, finetune)
-    (out / "metrics.json").write_text(json.dumps(_jsonable(results) | {"finetune": finetune},
-                                                 indent=1))  # fmt: skip
+    extra = {"finetune": finetune, "precision": precision}
+    (out / "metrics.json").write_text(json.dumps(_jsonable(results) | extra, indent=1))
     figs = {}
     for suffix in ("", "_deep"):
         if f"test_real{suffix}" in tables and f"test_synth{suffix}" in tables:
@@ -185,17 +212,19 @@ def evaluation_report(
     for name, fig in figs.items():
         fig.savefig(out / f"{name}.png", dpi=90)
     meta = {m: p.meta for m, p in predictors.items()}
-    (out / "report.html").write_text(_html(results, headline, finetune, figs, meta, tables))
+    (out / "report.html").write_text(
+        _html(results, headline, finetune, precision, figs, meta, tables)
+    )
     headline.to_csv(out / "headline.csv")
-    (out / "summary.md").write_text(summary_markdown(results, finetune))
-    return {"headline": headline, "finetune": finetune}
+    (out / "summary.md").write_text(summary_markdown(results, finetune, precision))
+    return {"headline": headline, "finetune": finetune, "precision": precision}
 
 
 def _f(v, fmt=".3f") -> str:
     return "-" if v is None or not np.isfinite(v) else format(v, fmt)
 
 
-def summary_markdown(results: dict, finetune: dict) -> str:
+def summary_markdown(results: dict, finetune: dict, precision: dict | None = None) -> str:
     """The headline tables as Markdown, OJALA's numbers in the first row of each."""
     lines = ["### Classification (weighted F1, OJALA's 3 classes, equal class weights)", ""]
     lines += [
@@ -252,6 +281,16 @@ def summary_markdown(results: dict, finetune: dict) -> str:
         for m, f in finetune.items():
             lines.append(f"| {m} | {f['n_train']} / {f['n_test']} | {_f(f['nmad'])} | "
                          f"{_f(f['baseline_nmad'])} | {_f(f['pearson_r'], '.2f')} |")  # fmt: skip
+    if precision:
+        lines += ["", "### bfloat16 against float32 inference (Test-Real, all bands)", "",
+                  "| model | n | same class | max abs dz | weighted F1 fp32 / bf16 | "
+                  "galaxy sigma_NMAD fp32 / bf16 |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for m, a in precision.items():
+            lines.append(
+                f"| {m} | {a['n']:,} | {a['class_agreement']:.2%} | {_f(a['max_abs_dz'])} | "
+                f"{_f(a['weighted_f1_float32'])} / {_f(a['weighted_f1_bfloat16'])} | "
+                f"{_f(a['galaxy_nmad_float32'])} / {_f(a['galaxy_nmad_bfloat16'])} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -291,7 +330,7 @@ def _jsonable(x):
     return x
 
 
-def _html(results, headline, finetune, figs, meta, tables) -> str:
+def _html(results, headline, finetune, precision, figs, meta, tables) -> str:
     parts = [
         "<html><head><meta charset='utf-8'><title>Foundation model evaluation</title>",
         "<style>body{font-family:sans-serif;max-width:1300px;margin:auto}"
@@ -328,6 +367,11 @@ def _html(results, headline, finetune, figs, meta, tables) -> str:
     parts.append(_table_html(pd.DataFrame(rows).T))
     if finetune:
         parts += ["<h2>Fine-tuning on frozen embeddings</h2>", _table_html(pd.DataFrame(finetune))]
+    if precision:
+        parts += [
+            "<h2>bfloat16 against float32 inference (Test-Real, all bands)</h2>",
+            _table_html(pd.DataFrame(precision)),
+        ]
     parts.append("<h2>Models</h2>")
     for m, mm in meta.items():
         keep = {k: mm.get(k) for k in ("parameters", "best_epoch", "epochs_run", "best_val_loss")}

@@ -143,6 +143,11 @@ def test_cli_predict_and_evaluation_report(predictor, mock_dir, observed_tile, t
     assert set(metrics["tiny"]) == {"test_real", "test_synth"}
     assert set(metrics["tiny"]["test_real"]) == {"all", "T1+T2+BB+M", "T1+BB+M"}
     assert "Photometric redshifts" in (report / "report.html").read_text()
+    # bf16 beside fp32: the fp32 scores are the report's own all-band scores
+    prec, scores = metrics["precision"]["tiny"], metrics["tiny"]["test_real"]["all"]
+    assert prec["weighted_f1_float32"] == pytest.approx(scores["class3_all"]["weighted_f1"])
+    assert 0.9 <= prec["class_agreement"] <= 1 and 0 <= prec["max_abs_dz"] < 0.5
+    assert "bfloat16 against float32" in (report / "summary.md").read_text()
     assert main(["foundation-evaluate", f"tiny={model}", "--test-dir", str(tmp_path),
                  "--out", str(report)]) == 2  # fmt: skip
 
