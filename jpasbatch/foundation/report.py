@@ -180,6 +180,8 @@ def evaluation_report(
         The emulator's ``truth/`` folder (for the fine-tuning experiment).
     contexts
         Label -> context of :meth:`FoundationPredictor.predict`.
+    batch_size
+        Objects per forward pass (default: the predictor's, per device).
     """
     from tqdm import tqdm
 
