@@ -23,6 +23,7 @@ from jpasbatch import (
     cli_vac,
 )
 from jpasbatch.errors import InputError, JpasBatchError
+from jpasbatch.spectra.cli_options import add_read_options, read_options
 
 
 def _add_filters(sub: argparse._SubParsersAction) -> None:
@@ -65,11 +66,16 @@ def _add_photometry(sub: argparse._SubParsersAction) -> None:
         "photometry",
         help="synthetic J-PAS photometry of spectra files",
         description="Observe spectra through the J-PAS bands. Reads SDSS spec/spec-lite "
-        "FITS, DESI coadd FITS and plain (wavelength, flux) tables (CSV, ASCII, FITS, "
-        "Parquet; gzipped too) and writes one row per spectrum: ID, SOURCE, "
-        "FLUX_<BAND> (band-averaged f_lambda, erg s-1 cm-2 A-1), MAG_<BAND> (AB) and "
+        "FITS, DESI coadd FITS and plain (wavelength, flux[, ivar or error]) tables (CSV, "
+        "ASCII, ECSV, FITS, Parquet; gzipped too) and writes one row per spectrum: ID, "
+        "SOURCE, SPECNAME, RA, DEC, Z_SPEC, CLASS_SPEC (where the file says them), "
+        "FLUX_<BAND> (band-averaged f_lambda, erg s-1 cm-2 A-1; negative where noise "
+        "makes it), MAG_<BAND> (AB; NaN where the flux is not positive) and "
         "COVERED_<BAND> (False, with NaN values, where the spectrum does not cover "
-        "the band or too much of it is masked).",
+        "the band or too much of it is masked). A file that cannot be read, or a "
+        "spectrum whose calibration is clearly broken, becomes one row of the rejects "
+        "file (file, HDU/column, pixel, reason) and the others are written; the output "
+        "feeds `jpasbatch infer --catalog` as it is.",
     )
     p.add_argument("spectra", nargs="+", type=Path, metavar="SPECTRA", help="spectra files")
     p.add_argument("--out", required=True, type=Path, help="output Parquet file")
@@ -89,6 +95,15 @@ def _add_photometry(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the noise draw")
     p.add_argument(
+        "--rejects",
+        type=Path,
+        help="rejected files and spectra, CSV (default: OUT with .rejects.csv)",
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="exit with status 1 if any file is rejected"
+    )
+    add_read_options(p)
+    p.add_argument(
         "--max-masked",
         type=float,
         default=0.1,
@@ -99,29 +114,42 @@ def _add_photometry(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_photometry(args: argparse.Namespace) -> int:
+    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
     from tqdm import tqdm
 
     from jpasbatch.filters import get_system
     from jpasbatch.photometry import SyntheticPhotometry
-    from jpasbatch.spectra.photometry import add_depth_noise, photometry_table
-    from jpasbatch.spectra.readers import iter_spectra
+    from jpasbatch.spectra.batch import rejects_table
+    from jpasbatch.spectra.photometry import add_depth_noise, photometry_files
 
     sp = SyntheticPhotometry(get_system(args.bands))
     files = tqdm(args.spectra, desc="spectra files", unit="file", disable=None)
-    table = photometry_table(
-        iter_spectra(files), sp, redshift=args.redshift, max_masked=args.max_masked
+    table, rejects = photometry_files(
+        files, sp, read_options(args), redshift=args.redshift, max_masked=args.max_masked
     )
     if args.noise == "depth":
         table = add_depth_noise(table, sp.bands, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, args.out)
+    rejects_path = args.rejects or args.out.with_suffix(".rejects.csv")
+    if table.num_rows:
+        pq.write_table(table, args.out)
+    else:
+        args.out.unlink(missing_ok=True)  # never leave an older run's table looking current
+    pacsv.write_csv(rejects_table(rejects), rejects_path)
+    for r in rejects[:5]:
+        print(f"rejected: {r.message()}", file=sys.stderr)
     n_cov = sum(int(table[f"COVERED_{b}"].to_numpy().sum()) for b in sp.bands)
-    print(
-        f"wrote {args.out}: {table.num_rows} spectra x {len(sp.bands)} bands "
-        f"({n_cov} of {table.num_rows * len(sp.bands)} band measurements covered)"
-    )
-    return 0
+    print(f"{table.num_rows} written, {len(rejects)} rejected: see {rejects_path}")
+    if table.num_rows:
+        print(
+            f"wrote {args.out}: {table.num_rows} spectra x {len(sp.bands)} bands "
+            f"({n_cov} of {table.num_rows * len(sp.bands)} band measurements covered)"
+        )
+    else:
+        print("jpasbatch photometry: error: no spectrum could be used", file=sys.stderr)
+        return 1
+    return 1 if args.strict and rejects else 0
 
 
 def _add_ingest(sub: argparse._SubParsersAction) -> None:
@@ -344,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
         "catalogues.",
     )
     parser.add_argument("--version", action="version", version=f"jpasbatch {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback of errors on bad input"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_filters(sub)
     _add_photometry(sub)
@@ -375,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (JpasBatchError, KeyError, ValidationError) as exc:
+        if args.debug:
+            raise
         # bad input, located by the library: one line, no traceback
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"jpasbatch {args.command}: error: {msg}", file=sys.stderr)

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from jpasbatch.jobspecs import spec_from
+from jpasbatch.spectra.cli_options import add_read_options, read_options
 
 
 def add_spectra(sub: argparse._SubParsersAction) -> None:
@@ -26,17 +27,25 @@ def add_spectra(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="output table: .parquet, .csv, .fits")
     p.add_argument("--batch-size", type=int, default=256, help="spectra per network pass")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--strict", action="store_true", help="exit with 1 if anything is rejected")
+    add_read_options(p)
     p.set_defaults(func=_run_spectra)
 
 
 def _run_spectra(args: argparse.Namespace) -> int:
-    from jpasbatch.spectra.predict import predict_files
+    from jpasbatch.spectra.predict import predict_files, rejects_path
 
-    path = predict_files(
-        args.spectra, args.model, args.out, args.batch_size, progress=not args.no_progress
+    path, written, rejected = predict_files(
+        args.spectra,
+        args.model,
+        args.out,
+        args.batch_size,
+        progress=not args.no_progress,
+        options=read_options(args),
     )
+    print(f"{written} written, {rejected} rejected: see {rejects_path(args.out)}")
     print(f"predictions: {path}")
-    return 0
+    return 1 if args.strict and rejected else 0
 
 
 def add_prepare(sub: argparse._SubParsersAction) -> None:
@@ -54,6 +63,8 @@ def add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-good", type=int, default=500, help="reject spectra with fewer pixels")
     p.add_argument("--workers", type=int, default=None, help="local Dask workers")
     p.add_argument("--dask-address", help="scheduler address of a running Dask cluster")
+    p.add_argument("--strict", action="store_true", help="exit with 1 if anything is rejected")
+    add_read_options(p)
     p.set_defaults(func=_run_prepare)
 
 
@@ -67,11 +78,14 @@ def _run_prepare(args: argparse.Namespace) -> int:
             args.out,
             files_per_partition=args.files_per_partition,
             min_good=args.min_good,
+            options=read_options(args),
             client=client,
         )
-    print(f"{s['files']} files: {s['rows']} spectra kept, {s['rejected']} rejected, "
-          f"{s['partitions']} partitions in {args.out}")  # fmt: skip
-    return 0
+    print(f"{s['files']} files: {s['rows']} written, {s['rejected']} rejected: see "
+          f"{args.out}/rejects/ ({s['partitions']} partitions in {args.out})")  # fmt: skip
+    if not s["rows"]:
+        return 1
+    return 1 if args.strict and s["rejected"] else 0
 
 
 def add_emulate(sub: argparse._SubParsersAction) -> None:

@@ -18,10 +18,35 @@ def add_infer(sub: argparse._SubParsersAction) -> None:
         "catalogue when the input is one: lsdb.open_catalog(OUT)), OUT/arrays.zarr "
         "(committee members' probabilities, embeddings; aligned by row), OUT/rejects/ "
         "(rows no model can use, with the reason), OUT/provenance.json and "
-        "OUT/vac_summary.json, and the QSO target list in OUT/targets/. Rows in = VAC rows "
+        "OUT/vac_summary.json, and the QSO target list in OUT/targets/. Every VAC carries "
+        "the template fit of the redrock templates (the physics baseline): CLASS_TEMPLATE, "
+        "Z_TEMPLATE(_ERR), CHI2_STAR/GALAXY/QSO and p(z) (PZ_TEMPLATE, grid in the Zarr "
+        "attribute PZ_TEMPLATE_Z); Z_PHOT is the template one without --foundation. "
+        "Rows in = VAC rows "
         "+ rejected rows is checked at the end. An interrupted run continues with --resume.",
     )
-    p.add_argument("--model", type=Path, required=True, help="classifier run folder or file")
+    p.add_argument(
+        "--model",
+        type=Path,
+        help="classifier run folder or file (optional: without one the "
+        "VAC holds the template fit alone)",
+    )
+    p.add_argument(
+        "--templates",
+        choices=["full", "coarse", "none"],
+        default="full",
+        help="the template fit (CLASS_TEMPLATE, Z_TEMPLATE, CHI2_*, p(z) in the Zarr "
+        "arrays); 'coarse' grids for quick looks (default: full)",
+    )
+    p.add_argument(
+        "--class-from",
+        dest="class_source",
+        choices=["auto", "classifier", "template"],
+        default="auto",
+        help="where CLASS comes from; 'auto' (default): the classifier only if its "
+        "real_sky.json (jpasbatch real-check --record) shows it beating the template fit "
+        "on real spectra, else the template fit",
+    )
     p.add_argument("--catalog", "--catalogue", dest="catalogue", type=Path, required=True,
                    help="ingested catalogue folder, or a Parquet file / folder")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("vac"), help="VAC folder")
@@ -39,6 +64,11 @@ def add_infer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus", type=int, default=0,
                    help="dask-cuda workers on this many GPUs (needs the gpu extra)")  # fmt: skip
     p.add_argument("--bf16", action="store_true", help="bfloat16 matmuls (GPUs, AMX CPUs)")
+    p.add_argument(
+        "--keep-columns",
+        help="comma-separated input columns to copy into the VAC (default: ID, SOURCE_ID, "
+        "SPECNAME, SOURCE, RA, DEC where the input has them; '' for none)",
+    )
     p.add_argument("--p-qso", type=float, default=0.5, help="target list: P(QSO) threshold")
     p.add_argument("--mag-limit", type=float, default=23.0, help="target list: faintest rSDSS")
     p.set_defaults(func=_run_infer)
@@ -60,6 +90,11 @@ def _run_infer(args: argparse.Namespace) -> int:
         dtype="bfloat16" if args.bf16 else "float32",
         workers=args.workers,
         dask_address=args.dask_address,
+        templates=args.templates,
+        class_source=args.class_source,
+        keep_columns=None
+        if args.keep_columns is None
+        else [c.strip() for c in args.keep_columns.split(",") if c.strip()],
     )
     summary = infer(spec)
     targets = write_targets(args.out, threshold=args.p_qso, mag_limit=args.mag_limit)

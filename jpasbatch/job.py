@@ -122,6 +122,8 @@ class InferStage(_Strict):
     batch_size: int = Field(65536, ge=1)
     rows_per_partition: int = Field(200_000, ge=1)
     dtype: Literal["float32", "bfloat16"] = "float32"
+    templates: Literal["full", "coarse", "none"] = "full"
+    class_source: Literal["auto", "classifier", "template"] = "auto"
     targets: TargetsSection = TargetsSection()
 
 

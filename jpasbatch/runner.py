@@ -308,6 +308,8 @@ def _infer(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
         batch_size=spec.batch_size,
         rows_per_partition=spec.rows_per_partition,
         dtype=spec.dtype,
+        templates=spec.templates,
+        class_source=spec.class_source,
         gpus=job.resources.gpus,
     )
     summary = infer(infer_spec, client=None if job.resources.gpus else engines.dask,

@@ -92,9 +92,11 @@ def test_photometry_of_sdss_and_table_spectra(tmp_path):
 def test_photometry_bad_file_names_the_file(tmp_path, capsys):
     bad = tmp_path / "broken.csv"
     bad.write_text("wavelength,flux\n4000,1e-17\n3990,1e-17\n4010,1e-17\n")
-    assert main(["photometry", str(bad), "--out", str(tmp_path / "x.parquet")]) == 2
+    # nothing written: status 1, the file and its fault named, the rejects file says why
+    assert main(["photometry", str(bad), "--out", str(tmp_path / "x.parquet")]) == 1
     err = capsys.readouterr().err
     assert "broken.csv" in err and "increasing" in err
+    assert "increasing" in (tmp_path / "x.rejects.csv").read_text()
     assert not (tmp_path / "x.parquet").exists()
 
 

@@ -166,6 +166,7 @@ STAGES: dict[str, str | type[Stage]] = {
     "transformer": "jpasbatch.bench.stages.transformer:TransformerStage",
     "spectral": "jpasbatch.bench.stages.spectral:SpectralStage",
     "vac": "jpasbatch.bench.stages.vac:VacStage",
+    "templatefit": "jpasbatch.bench.stages.templatefit:TemplateFitStage",
 }
 
 

@@ -141,10 +141,36 @@ VAC = pa.schema(
         _ID,
         *_COORDS,
         *[_f(f"P_{c}", pa.float32(), "", f"probability of class {c}") for c in CLASSES],
-        _f("CLASS", pa.string(), "", "most probable class"),
+        _f(
+            "CLASS",
+            pa.string(),
+            "",
+            "the VAC's class: CLASS_TEMPLATE or CLASS_ANN, as provenance.json class_source says",
+        ),
+        _f("CLASS_ANN", pa.string(), "", "most probable class of the classifier (P_<CLASS>)"),
         _f("ENTROPY", pa.float32(), "bit", "entropy of the class probabilities (log2)"),
-        _f("Z_PHOT", pa.float32(), "", "photometric redshift"),
+        _f(
+            "Z_PHOT",
+            pa.float32(),
+            "",
+            "photometric redshift: the foundation model's, else Z_TEMPLATE (provenance.json "
+            "z_phot_source)",
+        ),
         _f("Z_PHOT_ERR", pa.float32(), "", "photometric redshift error"),
+        _f("CLASS_TEMPLATE", pa.string(), "", "template-fit class (lowest BIC)"),
+        _f("Z_TEMPLATE", pa.float32(), "", "template-fit redshift of CLASS_TEMPLATE (0: star)"),
+        _f("Z_TEMPLATE_ERR", pa.float32(), "", "its error, from the chi-square curvature"),
+        *[
+            _f(f"CHI2_{c}", pa.float32(), "", f"minimum chi-square of the {c} templates")
+            for c in ("STAR", "GALAXY", "QSO")
+        ],
+        _f(
+            "TEMPLATE_FLAGS",
+            pa.int16(),
+            "",
+            "template-fit bits: 1 few bands, 2 several minima, 4 minimum at the grid edge, "
+            "8 no fit, 16 unconstrained",
+        ),
         _f(
             "QUALITY",
             pa.int32(),

@@ -2,14 +2,55 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from jpasbatch.errors import InputError
 from jpasbatch.photometry import SyntheticPhotometry
+from jpasbatch.spectra.batch import Reject, read_files
+from jpasbatch.spectra.readers import ReadOptions
 from jpasbatch.spectra.spectrum import Spectrum
+
+#: Identity columns of a photometry table, before the band columns.
+IDENTITY = (
+    pa.field("ID", pa.string()),
+    pa.field("SOURCE", pa.string()),
+    pa.field("SPECNAME", pa.string()),
+    pa.field("RA", pa.float64()),
+    pa.field("DEC", pa.float64()),
+    pa.field("Z_SPEC", pa.float64()),
+    pa.field("CLASS_SPEC", pa.string()),
+    pa.field("WAVE_MIN", pa.float64()),
+    pa.field("WAVE_MAX", pa.float64()),
+)
+
+
+def photometry_files(
+    paths: Iterable[str | os.PathLike[str]],
+    photometry: SyntheticPhotometry | None = None,
+    options: ReadOptions | None = None,
+    **kwargs,
+) -> tuple[pa.Table, list[Reject]]:
+    """:func:`photometry_table` of the spectra of many files, and the rejected ones.
+
+    A file that fails to read, or a spectrum with a broken calibration, is one
+    :class:`~jpasbatch.spectra.batch.Reject`; the others are measured. Keyword
+    arguments go to :func:`photometry_table`.
+    """
+    rejects: list[Reject] = []
+
+    def spectra() -> Iterator[Spectrum]:
+        for item in read_files(paths, options):
+            if isinstance(item, Reject):
+                rejects.append(item)
+            else:
+                yield item
+
+    return photometry_table(spectra(), photometry, **kwargs), rejects
 
 
 def photometry_table(
@@ -41,7 +82,12 @@ def photometry_table(
     Returns
     -------
     pyarrow.Table
-        Fluxes in erg s-1 cm-2 A-1, AB magnitudes, coverage flags, and ``SOURCE``.
+        The identity columns (``ID``; ``SOURCE``, the file; ``SPECNAME``, its
+        name; ``RA``, ``DEC``, ``Z_SPEC``, ``CLASS_SPEC`` where the file says
+        them, else NaN / empty; ``WAVE_MIN``, ``WAVE_MAX``: the range of its
+        usable pixels), then per band the flux in erg s-1 cm-2 A-1
+        (negative where the spectrum is, as noise makes it), the AB magnitude
+        (NaN where the flux is not positive) and the coverage flag.
     """
     sp = SyntheticPhotometry() if photometry is None else photometry
     parts = [
@@ -87,15 +133,35 @@ def _batch_columns(
         with np.errstate(invalid="ignore", divide="ignore"):
             frac = (bad @ weight) / weight.sum(axis=0)
         covered &= ~(frac > max_masked)
-    cols: dict[str, np.ndarray] = {
-        "ID": np.array([s.id for s in batch], dtype=object),
-        "SOURCE": np.array([str(s.meta.get("source", "")) for s in batch], dtype=object),
-    }
+    cols: dict[str, np.ndarray] = _identity(batch)
     for j, band in enumerate(sp.bands):
         cols[f"FLUX_{band}"] = np.where(covered[:, j], res.flux[:, j], np.nan)
         cols[f"MAG_{band}"] = np.where(covered[:, j], res.mag[:, j], np.nan)
         cols[f"COVERED_{band}"] = covered[:, j]
     return cols
+
+
+def _identity(batch: list[Spectrum]) -> dict[str, np.ndarray]:
+    def meta(key: str, default):
+        return [s.meta.get(key, default) for s in batch]
+
+    sources = [str(s.meta.get("source", "")) for s in batch]
+    return {
+        "ID": np.array([s.id for s in batch], dtype=object),
+        "SOURCE": np.array(sources, dtype=object),
+        "SPECNAME": np.array([Path(s).name for s in sources], dtype=object),
+        "RA": np.array(meta("RA", np.nan), dtype=float),
+        "DEC": np.array(meta("DEC", np.nan), dtype=float),
+        "Z_SPEC": np.array(meta("Z", np.nan), dtype=float),
+        "CLASS_SPEC": np.array([str(c).strip().upper() for c in meta("CLASS", "")], dtype=object),
+        "WAVE_MIN": np.array([_good_range(s)[0] for s in batch]),
+        "WAVE_MAX": np.array([_good_range(s)[1] for s in batch]),
+    }
+
+
+def _good_range(spectrum: Spectrum) -> tuple[float, float]:
+    wave = spectrum.wavelength[spectrum.good]
+    return (float(wave[0]), float(wave[-1])) if wave.size else (np.nan, np.nan)
 
 
 def _bridge(x: np.ndarray, flux: np.ndarray, good: np.ndarray) -> np.ndarray:
@@ -108,7 +174,7 @@ def _bridge(x: np.ndarray, flux: np.ndarray, good: np.ndarray) -> np.ndarray:
 
 
 def _empty_table(bands: list[str]) -> pa.Table:
-    fields = [pa.field("ID", pa.string()), pa.field("SOURCE", pa.string())]
+    fields = list(IDENTITY)
     for band in bands:
         fields += [
             pa.field(f"FLUX_{band}", pa.float64()),

@@ -42,6 +42,7 @@ from jpasbatch.spectra.gasnet import Z_RANGE, ensemble_statistics
 from jpasbatch.spectra.grid import LogGrid, network_input
 from jpasbatch.spectra.instrument import C_KMS
 from jpasbatch.spectra.loop import build_model
+from jpasbatch.spectra.readers import ReadOptions
 from jpasbatch.spectra.train import MODEL_FILE
 
 
@@ -162,6 +163,7 @@ def predict_spectra(
     paths: Sequence[str | Path],
     batch_size: int = 256,
     progress: bool = True,
+    options: ReadOptions | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read, resample and predict the spectra of ``paths``; returns (table, rejects).
 
@@ -182,7 +184,7 @@ def predict_spectra(
         pending.clear()
 
     for path in tqdm(paths, desc="spectra", unit="file", disable=not progress):
-        index, flux, _, good, rej = prepare_files([path], model.grid, min_good=1)
+        index, flux, _, good, rej = prepare_files([path], model.grid, 1, options)
         rejects.append(rej)
         if len(index):
             pending.append((index, flux, good))
@@ -202,17 +204,27 @@ def predict_files(
     out: str | Path,
     batch_size: int = 256,
     progress: bool = True,
-) -> Path:
-    """Predict the spectra in ``paths`` and write ``out`` (Parquet, CSV or FITS by suffix)."""
+    options: ReadOptions | None = None,
+) -> tuple[Path, int, int]:
+    """Predict the spectra in ``paths`` and write ``out`` (Parquet, CSV or FITS by suffix).
+
+    Returns the path and the numbers of spectra written and rejected (files and
+    spectra that could not be used, written to ``<out stem>_rejects.parquet``).
+    """
     model = SpectraModel.load(model_dir)
-    table, rejects = predict_spectra(model, paths, batch_size, progress)
+    table, rejects = predict_spectra(model, paths, batch_size, progress, options)
     from jpasbatch.provenance import provenance
 
     meta = provenance(parameters={"model": str(Path(model_dir).resolve())})
     path = write_table(table, out, meta)
     if len(rejects):
-        write_table(rejects, Path(out).with_name(Path(out).stem + "_rejects.parquet"), meta)
-    return path
+        write_table(rejects, rejects_path(out), meta)
+    return path, len(table), len(rejects)
+
+
+def rejects_path(out: str | Path) -> Path:
+    """Where ``jpasbatch spectra`` writes the rejects of ``out``."""
+    return Path(out).with_name(Path(out).stem + "_rejects.parquet")
 
 
 def write_table(table: pd.DataFrame, out: str | Path, provenance: dict | None = None) -> Path:

@@ -18,6 +18,8 @@ partitions are skipped on a rerun.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,17 +29,24 @@ import pandas as pd
 
 from jpasbatch.errors import InputError
 from jpasbatch.spectra import store
+from jpasbatch.spectra.batch import Reject, read_files
 from jpasbatch.spectra.grid import COMMON_GRID, LogGrid, median_snr, resample
-from jpasbatch.spectra.readers import read_spectra
+from jpasbatch.spectra.readers import ReadOptions
 
 #: Usable grid pixels below which a spectrum is rejected.
 MIN_GOOD = 500
 
 
 def prepare_files(
-    paths: Sequence[str | Path], grid: LogGrid = COMMON_GRID, min_good: int = MIN_GOOD
+    paths: Sequence[str | Path],
+    grid: LogGrid = COMMON_GRID,
+    min_good: int = MIN_GOOD,
+    options: ReadOptions | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
     """Read and resample the spectra of ``paths`` (no Dask: the per-partition kernel).
+
+    Files and spectra that cannot be used become rejects rows
+    (:func:`jpasbatch.spectra.batch.read_files`); ``options`` are the readers'.
 
     Returns
     -------
@@ -48,35 +57,37 @@ def prepare_files(
         (``SOURCE``, ``ID``, ``REASON``).
     """
     rows, fluxes, ivars, goods, rejects = [], [], [], [], []
-    for path in paths:
-        try:
-            spectra = read_spectra(path)
-        except InputError as exc:
-            rejects.append({"SOURCE": str(path), "ID": "", "REASON": str(exc)})
+    position: dict[str, int] = {}  # of each spectrum in its file, rejected ones counted
+    for sp in read_files(paths, options):
+        if isinstance(sp, Reject):
+            if sp.id:
+                position[sp.source] = position.get(sp.source, -1) + 1
+            rejects.append({"SOURCE": sp.source, "ID": sp.id, "REASON": sp.message()})
             continue
-        for k, sp in enumerate(spectra):
-            f, iv, ok = resample(sp.wavelength, sp.flux, sp.ivar, sp.good, grid)
-            n_good = int(ok.sum())
-            if n_good < min_good:
-                reason = f"only {n_good} usable pixels on the grid (< {min_good})"
-                rejects.append({"SOURCE": str(path), "ID": sp.id, "REASON": reason})
-                continue
-            z = sp.meta.get("Z")
-            cls = sp.meta.get("CLASS")
-            rows.append(
-                {
-                    "ID": sp.id,
-                    "SOURCE": str(path),
-                    "SPEC": k,
-                    "Z_REF": float(z) if z is not None else np.nan,
-                    "CLASS_REF": str(cls).strip().upper() if cls is not None else "",
-                    "SNR": float(median_snr(f, iv, ok)[0]),
-                    "N_GOOD": n_good,
-                }
-            )
-            fluxes.append(f)
-            ivars.append(iv)
-            goods.append(ok)
+        path = sp.meta["source"]
+        position[path] = position.get(path, -1) + 1
+        f, iv, ok = resample(sp.wavelength, sp.flux, sp.ivar, sp.good, grid)
+        n_good = int(ok.sum())
+        if n_good < min_good:
+            reason = f"only {n_good} usable pixels on the grid (< {min_good})"
+            rejects.append({"SOURCE": path, "ID": sp.id, "REASON": reason})
+            continue
+        z = sp.meta.get("Z")
+        cls = sp.meta.get("CLASS")
+        rows.append(
+            {
+                "ID": sp.id,
+                "SOURCE": path,
+                "SPEC": position[path],
+                "Z_REF": float(z) if z is not None else np.nan,
+                "CLASS_REF": str(cls).strip().upper() if cls is not None else "",
+                "SNR": float(median_snr(f, iv, ok)[0]),
+                "N_GOOD": n_good,
+            }
+        )
+        fluxes.append(f)
+        ivars.append(iv)
+        goods.append(ok)
     cols = ["ID", "SOURCE", "SPEC", "Z_REF", "CLASS_REF", "SNR", "N_GOOD"]
     index = pd.DataFrame(rows, columns=cols)
     shape = (len(rows), grid.n)
@@ -85,12 +96,14 @@ def prepare_files(
     return index, stack(fluxes, np.float32), stack(ivars, np.float32), stack(goods, bool), rej
 
 
-def _prepare_partition(out: str, name: str, paths: list[str], min_good: int) -> tuple[int, int]:
+def _prepare_partition(
+    out: str, name: str, paths: list[str], min_good: int, options: ReadOptions | None
+) -> tuple[int, int]:
     if store.is_done(out, name):
         index = pd.read_parquet(Path(out) / store.INDEX / f"{name}.parquet", columns=["ID"])
         rej = Path(out) / store.REJECTS / f"{name}.parquet"
         return len(index), len(pd.read_parquet(rej)) if rej.exists() else 0
-    index, flux, ivar, good, rejects = prepare_files(paths, COMMON_GRID, min_good)
+    index, flux, ivar, good, rejects = prepare_files(paths, COMMON_GRID, min_good, options)
     store.write_partition(out, name, index, flux, ivar, good, rejects)
     return len(index), len(rejects)
 
@@ -101,6 +114,7 @@ def prepare(
     *,
     files_per_partition: int = 200,
     min_good: int = MIN_GOOD,
+    options: ReadOptions | None = None,
     client=None,
     progress: bool = True,
 ) -> dict:
@@ -116,6 +130,8 @@ def prepare(
         Files per Dask task and output partition.
     min_good
         Spectra with fewer usable grid pixels are rejected.
+    options
+        How the files are read (masks, default flux unit; :class:`ReadOptions`).
     client
         A Dask client (default: a local cluster).
     progress
@@ -129,13 +145,27 @@ def prepare(
         raise InputError("no spectra files given")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    params = {"files_per_partition": files_per_partition, "min_good": min_good}
+    options = options or ReadOptions()
+    params = {
+        "files_per_partition": files_per_partition,
+        "min_good": min_good,
+        # as JSON has it (tuples are lists), so that a resume compares equal
+        "read_options": json.loads(json.dumps(dataclasses.asdict(options))),
+    }
     store.check_resume(out, params | {"files": file_list_digest(paths)})
     t0 = time.perf_counter()
     groups = [paths[s : s + files_per_partition] for s in range(0, len(paths), files_per_partition)]
     with dask_client(client) as c:
         futures = [
-            c.submit(_prepare_partition, str(out), store.partition_name(k), g, min_good, pure=False)
+            c.submit(
+                _prepare_partition,
+                str(out),
+                store.partition_name(k),
+                g,
+                min_good,
+                options,
+                pure=False,
+            )
             for k, g in enumerate(groups)
         ]
         counts = gather(futures, progress, "prepare")

@@ -9,6 +9,11 @@ Bad input never ends in a bare traceback: every problem is raised as
 :class:`~jpasbatch.errors.InputError` naming the file, the HDU/column and,
 where it applies, the pixel or row, because a catalogue-scale batch job is
 run by people who did not write the file and must be able to find the fault.
+Only what is structurally wrong is refused (a missing HDU or column, a
+non-increasing wavelength, a length mismatch, a non-finite unmasked value, an
+empty file, a unit that is not a flux density). Noise is not an error:
+negative pixels of any significance are data, as in every survey pipeline.
+Model and template libraries opt into non-negativity (``ReadOptions.model_spectra``).
 
 Formats
 -------
@@ -21,8 +26,9 @@ DESI
     ``{ARM}_WAVELENGTH``, ``{ARM}_FLUX``, ``{ARM}_IVAR`` and ``{ARM}_MASK``.
     The arms are merged onto one grid, see :func:`read_desi`.
 Tables
-    CSV, whitespace-separated ASCII (``#`` comments), FITS tables and Parquet
-    with a wavelength and a flux column, see :func:`read_table`.
+    CSV, whitespace-separated ASCII (``#`` comments), ECSV, FITS tables and
+    Parquet with a wavelength and a flux column, and the units the file states;
+    see :func:`read_table`.
 
 Any of these may be gzipped (``.gz``); the content, not the file name, decides
 the format in :func:`read_spectra`.
@@ -39,22 +45,36 @@ import warnings
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
 from jpasbatch.errors import InputError
+from jpasbatch.spectra.masks import SDSS_BAD_BITS, sdss_bad_pixels, sdss_bitmask
 from jpasbatch.spectra.spectrum import Spectrum
+from jpasbatch.spectra.units import (
+    DEFAULT_FLUX_UNIT,
+    error_scale,
+    flux_scale,
+    parse_unit,
+    wavelength_to_angstrom,
+)
 
-__all__ = ["iter_spectra", "read_desi", "read_sdss", "read_spectra", "read_table"]
+__all__ = [
+    "ReadOptions",
+    "iter_spectra",
+    "read_desi",
+    "read_sdss",
+    "read_spectra",
+    "read_table",
+]
 
 PathLike = str | os.PathLike[str]
 
 #: SDSS and DESI store flux in units of 1e-17 erg s-1 cm-2 A-1.
 SURVEY_FLUX_UNIT = 1e-17
-#: Observed pixels more than this many sigma below zero cannot be noise.
-NEGATIVE_FLUX_SIGMA = 5.0
 
 #: Accepted (lower-case) column names of plain tables, in order of preference.
 WAVELENGTH_NAMES = ("wavelength", "wave", "lambda", "lam")
@@ -67,6 +87,35 @@ _FITS_MAGIC = b"SIMPLE  ="
 _PARQUET_MAGIC = b"PAR1"
 _TABLE_FORMATS = "CSV, whitespace-separated ASCII, FITS table or Parquet"
 _KNOWN_SUFFIXES = {".gz", ".fits", ".fit", ".fts", ".csv", ".txt", ".dat", ".ascii", ".parquet"}
+# "# flux_unit: Jy", "# unit = 1e-17 erg/s/cm2/A", "# wavelength unit: nm"
+_UNIT_COMMENT = re.compile(r"^(?:(\w+?)[ _])?unit\s*[:=]\s*(.+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How spectra files are read (the defaults suit real survey files).
+
+    Attributes
+    ----------
+    sdss_bad_bits
+        SDSS ``and_mask`` bits that make a pixel bad (names of
+        :data:`jpasbatch.spectra.masks.SPPIXMASK`); the default leaves out the
+        informational bits such as ``BRIGHTSKY``.
+    flux_unit
+        Flux unit of plain tables whose file states none (astropy syntax).
+    model_spectra
+        Plain tables are noiseless model spectra (template libraries): any
+        negative flux is an error. Off by default: a user's table is an
+        observed spectrum, whose negative pixels are noise.
+    """
+
+    sdss_bad_bits: tuple[str, ...] = SDSS_BAD_BITS
+    flux_unit: str = DEFAULT_FLUX_UNIT
+    model_spectra: bool = False
+
+    def __post_init__(self) -> None:
+        sdss_bitmask(self.sdss_bad_bits)  # unknown bit names fail here, before any file
+        parse_unit(self.flux_unit, Path("--flux-unit"), "flux")
 
 
 # --------------------------------------------------------------------------- #
@@ -74,7 +123,7 @@ _KNOWN_SUFFIXES = {".gz", ".fits", ".fit", ".fts", ".csv", ".txt", ".dat", ".asc
 # --------------------------------------------------------------------------- #
 
 
-def read_spectra(path: PathLike) -> list[Spectrum]:
+def read_spectra(path: PathLike, options: ReadOptions | None = None) -> list[Spectrum]:
     """Read every spectrum in one file, whatever its format.
 
     The format is decided from the content, not the name: a FITS file with a
@@ -85,6 +134,8 @@ def read_spectra(path: PathLike) -> list[Spectrum]:
     ----------
     path
         The file to read.
+    options
+        Masks, default flux unit, model spectra (see :class:`ReadOptions`).
 
     Returns
     -------
@@ -97,20 +148,23 @@ def read_spectra(path: PathLike) -> list[Spectrum]:
         If the file is missing, empty, of an unknown format or fails validation.
     """
     path = _check_file(path)
+    options = options or ReadOptions()
     if _head(path).startswith(_FITS_MAGIC):
         with _open_fits(path) as hdul:
             names = _hdu_names(hdul)
-            if "COADD" in names:
-                return _sdss_from_hdul(hdul, path)
+            if "COADD" in names or _unnamed_sdss(hdul):
+                return _sdss_from_hdul(hdul, path, options)
             # A file with only one of FIBERMAP / *_FLUX is a damaged DESI coadd:
             # the DESI reader names what is missing better than a table reader.
             if "FIBERMAP" in names or _desi_arms(names):
                 return _desi_from_hdul(hdul, path)
-            return _fits_table(hdul, path)
-    return _read_table_checked(path)
+            return _fits_table(hdul, path, options)
+    return _read_table_checked(path, options)
 
 
-def iter_spectra(paths: PathLike | Iterable[PathLike]) -> Iterator[Spectrum]:
+def iter_spectra(
+    paths: PathLike | Iterable[PathLike], options: ReadOptions | None = None
+) -> Iterator[Spectrum]:
     """Yield the spectra of many files, one file at a time.
 
     Parameters
@@ -127,10 +181,10 @@ def iter_spectra(paths: PathLike | Iterable[PathLike]) -> Iterator[Spectrum]:
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     for path in paths:
-        yield from read_spectra(path)
+        yield from read_spectra(path, options)
 
 
-def read_sdss(path: PathLike) -> list[Spectrum]:
+def read_sdss(path: PathLike, options: ReadOptions | None = None) -> list[Spectrum]:
     """Read an SDSS ``spec`` / ``spec-lite`` FITS file.
 
     Parameters
@@ -144,8 +198,10 @@ def read_sdss(path: PathLike) -> list[Spectrum]:
         One spectrum. ``flux`` and ``ivar`` are converted from the SDSS
         1e-17 erg s-1 cm-2 A-1 unit (``ivar`` by 1e34); the wavelength is
         ``10**loglam`` (vacuum Angstrom). ``mask`` is ``True`` where
-        ``and_mask`` is non-zero or ``ivar`` is zero. ``meta`` holds
-        ``source`` and, from the ``SPECOBJ``/``SPALL`` HDU, ``Z`` and ``CLASS``.
+        ``ivar`` is zero or ``and_mask`` has one of ``options.sdss_bad_bits``
+        (see :mod:`jpasbatch.spectra.masks`: ``BRIGHTSKY`` is not bad). ``meta``
+        holds ``source`` and, from the ``SPECOBJ``/``SPALL`` HDU or the primary
+        header, ``Z``, ``CLASS``, ``RA`` and ``DEC`` (``PLUG_RA``/``PLUG_DEC``).
 
     Raises
     ------
@@ -162,7 +218,7 @@ def read_sdss(path: PathLike) -> list[Spectrum]:
     """
     path = _check_file(path)
     with _open_fits(path) as hdul:
-        return _sdss_from_hdul(hdul, path)
+        return _sdss_from_hdul(hdul, path, options or ReadOptions())
 
 
 def read_desi(path: PathLike) -> list[Spectrum]:
@@ -207,27 +263,30 @@ def read_desi(path: PathLike) -> list[Spectrum]:
         return _desi_from_hdul(hdul, path)
 
 
-def read_table(path: PathLike) -> list[Spectrum]:
+def read_table(path: PathLike, options: ReadOptions | None = None) -> list[Spectrum]:
     """Read a plain (wavelength, flux[, ivar/error]) table.
 
     Parameters
     ----------
     path
-        CSV, whitespace-separated ASCII (``#`` comments), FITS table or
+        CSV, whitespace-separated ASCII (``#`` comments), ECSV, FITS table or
         Parquet file, optionally gzipped.
+    options
+        ``flux_unit`` for files that state no unit; ``model_spectra`` to refuse
+        negative fluxes (template libraries).
 
     Returns
     -------
     list of Spectrum
-        One spectrum, id = file stem, flux taken as erg s-1 cm-2 A-1 and
-        wavelength as Angstrom.
+        One spectrum, id = file stem, flux in erg s-1 cm-2 A-1 and wavelength
+        in Angstrom, converted from the units the file states.
 
     Raises
     ------
     InputError
-        If the file is missing, empty, not a known table, lacks a column or
-        fails validation. Tables hold noiseless model spectra, so *any*
-        negative flux is an error.
+        If the file is missing, empty, not a known table, lacks a column, states
+        a unit that is not a wavelength / spectral flux density, or fails
+        validation. Negative fluxes are kept (noise) unless ``model_spectra``.
 
     Notes
     -----
@@ -240,8 +299,14 @@ def read_table(path: PathLike) -> list[Spectrum]:
     masked. An ASCII file without a header line uses its first two columns as
     wavelength and flux (further columns are ignored), unless the last comment
     line just before the data names the columns (``# wavelength flux``).
+
+    Units, in order: the column's own (FITS ``TUNIT``, Parquet/Arrow field
+    metadata ``unit``, ECSV header, or a comment ``# flux_unit: Jy`` /
+    ``# wavelength_unit: nm`` / ``# unit: ...`` for the flux), then a FITS
+    ``BUNIT`` for the flux, then ``options.flux_unit`` (flux) and Angstrom
+    (wavelength). Errors and ivar without a unit of their own follow the flux.
     """
-    return _read_table_checked(_check_file(path))
+    return _read_table_checked(_check_file(path), options or ReadOptions())
 
 
 # --------------------------------------------------------------------------- #
@@ -501,14 +566,13 @@ def _check_pixels(
     *,
     flux_column: str,
     ivar_column: str | None,
-    noisy: bool,
+    model: bool = False,
     labels: list[str] | None = None,
 ) -> None:
     """Check flux and ivar pixel by pixel; arrays are ``(L,)`` or ``(N, L)``.
 
-    ``noisy`` selects the negative-flux rule: observed spectra may dip below
-    zero by noise, so only pixels more than 5 sigma below zero are rejected;
-    model spectra (``noisy=False``) may never be negative.
+    Negative fluxes are refused only for ``model`` spectra (noiseless
+    templates); in observed spectra they are noise or sky residuals, kept as data.
     """
     flux2 = np.atleast_2d(flux)
     ivar2 = None if ivar is None else np.atleast_2d(ivar)
@@ -554,28 +618,13 @@ def _check_pixels(
             column=flux_column,
             row=i,
         )
-    if not noisy:
+    if model:
         hit = first(flux2 < 0)
         if hit:
             k, i = hit
             raise InputError(
                 f"negative flux ({flux2[k, i]:g} erg/s/cm2/A) in {where(k, i)}; a model "
                 "spectrum must be non-negative",
-                path=path,
-                column=flux_column,
-                row=i,
-            )
-    elif ivar2 is not None:
-        with np.errstate(invalid="ignore"):
-            significance = flux2 * np.sqrt(np.where(masked, 0.0, ivar2))
-        hit = first(significance < -NEGATIVE_FLUX_SIGMA)
-        if hit:
-            k, i = hit
-            raise InputError(
-                f"unphysical negative flux in {where(k, i)}: {flux2[k, i]:.3g} erg/s/cm2/A "
-                f"is {-significance[k, i]:.1f} sigma below zero (noise allows at most "
-                f"{NEGATIVE_FLUX_SIGMA:g}); check the sky subtraction / flux calibration or "
-                "mask the pixel",
                 path=path,
                 column=flux_column,
                 row=i,
@@ -587,8 +636,16 @@ def _check_pixels(
 # --------------------------------------------------------------------------- #
 
 
-def _sdss_from_hdul(hdul: fits.HDUList, path: Path) -> list[Spectrum]:
-    hdu = _hdu(hdul, "COADD", path)
+def _unnamed_sdss(hdul: fits.HDUList) -> bool:
+    """An SDSS spec file whose HDU 1 has no EXTNAME (DR16 spec-lite as some tools copy
+    them): recognised by its ``flux``, ``loglam`` and ``ivar`` columns."""
+    if len(hdul) < 2 or not isinstance(hdul[1], fits.BinTableHDU) or hdul[1].name:
+        return False
+    return {"flux", "loglam", "ivar"} <= {c.lower() for c in hdul[1].columns.names}
+
+
+def _sdss_from_hdul(hdul: fits.HDUList, path: Path, options: ReadOptions) -> list[Spectrum]:
+    hdu = hdul[1] if _unnamed_sdss(hdul) else _hdu(hdul, "COADD", path)
     data = _hdu_data(hdu, path)
     _table_columns(hdu, path)  # fails clearly if COADD is an image
     if data is None or len(data) == 0:
@@ -602,17 +659,8 @@ def _sdss_from_hdul(hdul: fits.HDUList, path: Path) -> list[Spectrum]:
     _check_wavelength(wave, path, "COADD.loglam")
     mask = ivar == 0
     if and_mask is not None:
-        mask |= np.asarray(and_mask) != 0
-    _check_pixels(
-        wave,
-        flux,
-        ivar,
-        mask,
-        path,
-        flux_column="COADD.flux",
-        ivar_column="COADD.ivar",
-        noisy=True,
-    )
+        mask |= sdss_bad_pixels(and_mask, options.sdss_bad_bits)
+    _check_pixels(wave, flux, ivar, mask, path, flux_column="COADD.flux", ivar_column="COADD.ivar")
     # Masked pixels may carry garbage ivar; 0 is what "no information" means.
     ivar = np.where(mask, 0.0, ivar)
 
@@ -624,6 +672,12 @@ def _sdss_from_hdul(hdul: fits.HDUList, path: Path) -> list[Spectrum]:
             if key in specobj:
                 value = specobj[key]
                 meta[key] = value.strip() if isinstance(value, str) else float(value)
+    for key in ("RA", "DEC"):
+        for source in (specobj or {}, primary):
+            value = source.get(f"PLUG_{key}", source.get(key))
+            if isinstance(value, int | float) and np.isfinite(value):
+                meta[key] = float(value)
+                break
     spectrum = Spectrum(
         id=_sdss_id(primary, specobj, path),
         wavelength=wave,
@@ -735,7 +789,6 @@ def _desi_from_hdul(hdul: fits.HDUList, path: Path) -> list[Spectrum]:
             path,
             flux_column=f"{arm}_FLUX",
             ivar_column=f"{arm}_IVAR",
-            noisy=True,
             labels=labels,
         )
         arms.append((wave, flux, ivar, mask))
@@ -750,7 +803,7 @@ def _desi_from_hdul(hdul: fits.HDUList, path: Path) -> list[Spectrum]:
     for k in range(n_spec):
         meta: dict = {"source": str(path), "arms": "".join(arm_names)}
         for name, values in extra.items():
-            meta[name] = float(values[k])
+            meta[name.removeprefix("TARGET_")] = float(values[k])
         spectra.append(
             Spectrum(
                 id=str(int(targetid[k])),
@@ -829,22 +882,31 @@ def _pick(columns: list[str], names: tuple[str, ...]) -> str | None:
     return None
 
 
-def _read_table_checked(path: Path) -> list[Spectrum]:
+def _read_table_checked(path: Path, options: ReadOptions) -> list[Spectrum]:
     head = _head(path)
     if head.startswith(_FITS_MAGIC):
         with _open_fits(path) as hdul:
-            return _fits_table(hdul, path)
+            return _fits_table(hdul, path, options)
     if head.startswith(_PARQUET_MAGIC):
-        return _parquet_table(path)
-    return _text_table(path)
+        return _parquet_table(path, options)
+    return _text_table(path, options)
 
 
-def _table_spectrum(path: Path, columns: dict[str, np.ndarray], location: str) -> list[Spectrum]:
+def _table_spectrum(
+    path: Path,
+    columns: dict[str, np.ndarray],
+    location: str,
+    options: ReadOptions,
+    units: dict[str, str] | None = None,
+    flux_unit: str | None = None,
+) -> list[Spectrum]:
     """Build and validate the spectrum from named columns of any table format.
 
-    ``columns`` maps the file's column names to values; ``location`` prefixes
-    column names in errors (e.g. the FITS HDU).
+    ``columns`` maps the file's column names to values, ``units`` some of them
+    to the unit the file states; ``flux_unit`` is a file-wide flux unit (FITS
+    ``BUNIT``); ``location`` prefixes column names in errors (e.g. the FITS HDU).
     """
+    units = {k: v for k, v in (units or {}).items() if v and v.strip()}
     names = list(columns)
     wcol = _pick(names, WAVELENGTH_NAMES)
     fcol = _pick(names, FLUX_NAMES)
@@ -863,12 +925,19 @@ def _table_spectrum(path: Path, columns: dict[str, np.ndarray], location: str) -
     if n_rows == 0:
         raise InputError("table has no data rows", path=path, column=location.rstrip(".") or None)
     wave = _as_float(columns[wcol], path, f"{location}{wcol}")
+    wave = wavelength_to_angstrom(wave, units.get(wcol), path, f"{location}{wcol}")
     flux = _as_float(columns[fcol], path, f"{location}{fcol}")
+    _check_wavelength(wave, path, f"{location}{wcol}")
+    unit = units.get(fcol) or flux_unit or options.flux_unit
+    scale = flux_scale(wave, unit, path, f"{location}{fcol}")
     ivar = None
     ivar_label = None
     if (icol := _pick(names, IVAR_NAMES)) is not None:
         ivar_label = f"{location}{icol}"
         ivar = _as_float(columns[icol], path, ivar_label)
+        ivar = ivar * error_scale(
+            wave, scale, units.get(icol), inverse_variance=True, path=path, column=ivar_label
+        )
     elif (ecol := _pick(names, ERROR_NAMES)) is not None:
         ivar_label = f"{location}{ecol}"
         error = _as_float(columns[ecol], path, ivar_label)
@@ -880,11 +949,14 @@ def _table_spectrum(path: Path, columns: dict[str, np.ndarray], location: str) -
                 column=ivar_label,
                 row=int(bad[0]),
             )
+        error = error * error_scale(
+            wave, scale, units.get(ecol), inverse_variance=False, path=path, column=ivar_label
+        )
         # An error of 0 (or inf) carries no usable weight: ivar 0, pixel masked.
         with np.errstate(divide="ignore", invalid="ignore"):
             ivar = np.where((error > 0) & np.isfinite(error), 1.0 / error**2, 0.0)
         ivar[np.isnan(error)] = np.nan
-    _check_wavelength(wave, path, f"{location}{wcol}")
+    flux = flux * scale
     mask = None if ivar is None else ivar == 0
     _check_pixels(
         wave,
@@ -894,7 +966,7 @@ def _table_spectrum(path: Path, columns: dict[str, np.ndarray], location: str) -
         path,
         flux_column=f"{location}{fcol}",
         ivar_column=ivar_label,
-        noisy=False,
+        model=options.model_spectra,
     )
     return [
         Spectrum(
@@ -903,12 +975,12 @@ def _table_spectrum(path: Path, columns: dict[str, np.ndarray], location: str) -
             flux=flux,
             ivar=ivar,
             mask=mask,
-            meta={"source": str(path)},
+            meta={"source": str(path), "flux_unit": str(unit)},
         )
     ]
 
 
-def _fits_table(hdul: fits.HDUList, path: Path) -> list[Spectrum]:
+def _fits_table(hdul: fits.HDUList, path: Path, options: ReadOptions) -> list[Spectrum]:
     """The first table HDU that has wavelength and flux columns (else the first table)."""
     tables = [h for h in hdul if isinstance(h, fits.BinTableHDU | fits.TableHDU)]
     if not tables:
@@ -929,10 +1001,12 @@ def _fits_table(hdul: fits.HDUList, path: Path) -> list[Spectrum]:
         columns = {name: np.zeros(0) for name in names}
     else:
         columns = {name: np.asarray(data[name]) for name in names}
-    return _table_spectrum(path, columns, f"{chosen.name or 'HDU1'}.")
+    units = {c.name: c.unit for c in chosen.columns if c.unit}
+    bunit = chosen.header.get("BUNIT") or hdul[0].header.get("BUNIT")
+    return _table_spectrum(path, columns, f"{chosen.name or 'HDU1'}.", options, units, bunit)
 
 
-def _parquet_table(path: Path) -> list[Spectrum]:
+def _parquet_table(path: Path, options: ReadOptions) -> list[Spectrum]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -951,10 +1025,30 @@ def _parquet_table(path: Path) -> list[Spectrum]:
         except (pa.ArrowException, ValueError, TypeError):
             # Nested/odd types: leave them to the numeric check if picked.
             columns[name] = np.asarray(column.to_pylist(), dtype=object)
-    return _table_spectrum(path, columns, "")
+    units = {
+        f.name: f.metadata[b"unit"].decode()
+        for f in table.schema
+        if f.metadata and b"unit" in f.metadata
+    }
+    # astropy's Table.write(format="parquet") keeps units in its YAML header
+    astropy_yaml = (table.schema.metadata or {}).get(b"table_meta_yaml")
+    if astropy_yaml:
+        units = _ecsv_units(astropy_yaml.decode().splitlines(), path) | units
+    return _table_spectrum(path, columns, "", options, units)
 
 
-def _text_table(path: Path) -> list[Spectrum]:
+def _ecsv_units(lines: list[str], path: Path) -> dict[str, str]:
+    """Column units from an ECSV / astropy YAML header (lines without the ``# ``)."""
+    from astropy.table.meta import get_header_from_yaml
+
+    try:
+        header = get_header_from_yaml(lines)
+    except Exception as exc:  # astropy raises several YAML error types
+        raise InputError(f"the ECSV/YAML table header is not readable ({exc})", path=path) from None
+    return {c["name"]: str(c["unit"]) for c in header.get("datatype", []) if c.get("unit")}
+
+
+def _text_table(path: Path, options: ReadOptions) -> list[Spectrum]:
     raw = _read_bytes(path)
     if b"\x00" in raw[:65536]:
         raise InputError(
@@ -973,6 +1067,7 @@ def _text_table(path: Path) -> list[Spectrum]:
     # Keep the last comment before the data: ASCII model files often name
     # their columns there ("# wavelength flux").
     last_comment: str | None = None
+    comments: list[str] = []  # the header comments, for units
     lines: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
@@ -981,6 +1076,7 @@ def _text_table(path: Path) -> list[Spectrum]:
         if stripped.startswith("#"):
             if not lines:
                 last_comment = stripped.lstrip("#").strip()
+                comments.append(line.lstrip()[1:].removeprefix(" "))
             continue
         lines.append(stripped.split("#", 1)[0].strip())
     if not lines:
@@ -1027,7 +1123,28 @@ def _text_table(path: Path) -> list[Spectrum]:
             )
         rows.append(fields)
     columns = {name: np.array([r[j] for r in rows], dtype=object) for j, name in enumerate(header)}
-    return _table_spectrum(path, columns, "")
+    return _table_spectrum(path, columns, "", options, _comment_units(comments, header, path))
+
+
+def _comment_units(comments: list[str], header: list[str], path: Path) -> dict[str, str]:
+    """Units stated in an ECSV header or in ``# <column>_unit: <unit>`` comments."""
+    if comments and comments[0].startswith("%ECSV"):
+        return _ecsv_units(comments[1:], path)
+    units: dict[str, str] = {}
+    for comment in comments:
+        m = _UNIT_COMMENT.match(comment.strip())
+        if m is None:
+            continue
+        name = (m.group(1) or "flux").lower()
+        # "flux_unit" and "wavelength_unit" name the roles; other words a column
+        for role in (WAVELENGTH_NAMES, FLUX_NAMES, IVAR_NAMES, ERROR_NAMES):
+            if name in role and (column := _pick(header, role)) is not None:
+                name = column
+                break
+        else:
+            name = next((c for c in header if c.lower() == name), name)
+        units[name] = m.group(2).strip()
+    return units
 
 
 def _is_number(token: str) -> bool:

@@ -27,7 +27,7 @@ from typing import Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
 from jpasbatch import atomic
@@ -35,6 +35,7 @@ from jpasbatch.catalog.schemas import REJECTS
 from jpasbatch.errors import JpasBatchError
 from jpasbatch.provenance import file_sha256, provenance
 from jpasbatch.vac import arrays as zarr_arrays
+from jpasbatch.vac import baseline
 from jpasbatch.vac.kernel import RowConservationError, process_partition
 from jpasbatch.vac.models import load_models, model_checksum
 from jpasbatch.vac.sources import Partition, is_hats, partitions, read_partition
@@ -42,6 +43,8 @@ from jpasbatch.vac.sources import Partition, is_hats, partitions, read_partition
 SUMMARY = "vac_summary.json"
 PROVENANCE = "provenance.json"
 STARTED = "started.json"
+#: Beside a classifier: its real-sky figures against the template fit's.
+REAL_SKY = "real_sky.json"
 
 
 class InferSpec(BaseModel):
@@ -53,7 +56,8 @@ class InferSpec(BaseModel):
         Ingested HATS catalogue, Parquet file or folder, or a ``jpasbatch
         photometry`` output.
     model
-        The classifier: a ``jpasbatch train`` run folder, ``model.pt`` or ``forest.joblib``.
+        The classifier: a ``jpasbatch train`` run folder, ``model.pt`` or
+        ``forest.joblib``; None for a VAC of the template fit alone.
     foundation
         Optional foundation model (photo-z, physical parameters, embeddings).
     out
@@ -73,12 +77,25 @@ class InferSpec(BaseModel):
         ``gpu`` extra); implies ``device = cuda``.
     workers, dask_address
         Local Dask workers (default: one per core, at most 8), or a running scheduler.
+    templates
+        The template fit (``CLASS_TEMPLATE``, ``Z_TEMPLATE``, p(z); see
+        :mod:`jpasbatch.vac.baseline`): ``full`` grids, ``coarse`` (quick looks
+        and tests) or ``none``.
+    class_source
+        Where ``CLASS`` comes from. ``auto``: the classifier only when its run
+        folder's ``real_sky.json`` (written by ``jpasbatch real-check --record``)
+        shows it beating the template fit on real objects (macro F1), else the
+        template fit; ``classifier`` / ``template`` force one.
+    keep_columns
+        Input columns copied into the VAC (None: ``ID``, ``SOURCE_ID``,
+        ``SPECNAME``, ``SOURCE``, ``RA``, ``DEC`` where present; see
+        :func:`jpasbatch.vac.kernel.process_partition`).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     catalogue: Path
-    model: Path
+    model: Path | None = None
     foundation: Path | None = None
     out: Path = Path("vac")
     resume: bool = False
@@ -89,6 +106,19 @@ class InferSpec(BaseModel):
     gpus: int = Field(0, ge=0)
     workers: int | None = Field(None, ge=1)
     dask_address: str | None = None
+    keep_columns: list[str] | None = None
+    templates: Literal["full", "coarse", "none"] = "full"
+    class_source: Literal["auto", "classifier", "template"] = "auto"
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> InferSpec:
+        if self.model is None and self.templates == "none":
+            raise ValueError("no model and no template fit: give --model or keep the templates")
+        if self.class_source == "classifier" and self.model is None:
+            raise ValueError("class_source 'classifier' needs a model")
+        if self.class_source == "template" and self.templates == "none":
+            raise ValueError("class_source 'template' needs the template fit")
+        return self
 
 
 def infer(spec: InferSpec, *, client=None, progress: bool = True) -> dict:
@@ -98,7 +128,10 @@ def infer(spec: InferSpec, *, client=None, progress: bool = True) -> dict:
         spec = spec.model_copy(update={"device": "cuda"})
     _prepare_out(out, spec.resume)
     parts = partitions(spec.catalogue, spec.rows_per_partition)
-    checksums = {"classifier": model_checksum(_model_file(spec.model))}
+    spec = spec.model_copy(update={"class_source": class_source(spec)})
+    checksums = {}
+    if spec.model is not None:
+        checksums["classifier"] = model_checksum(_model_file(spec.model))
     if spec.foundation is not None:
         checksums["foundation"] = model_checksum(spec.foundation)
     run = _run_record(spec, checksums)
@@ -109,7 +142,11 @@ def infer(spec: InferSpec, *, client=None, progress: bool = True) -> dict:
     done = [p for p in parts if (out / "dataset" / f"{p.key}.parquet").exists()]
     for p in done:
         _check_same_run(out / "dataset" / f"{p.key}.parquet", run_id)
-    zarr_arrays.init_store(out, {"provenance_id": run_id})
+    attrs = {"provenance_id": run_id}
+    if spec.templates != "none":
+        # the p(z) grid: PZ_TEMPLATE rows are qp.interp yvals on these xvals
+        attrs["PZ_TEMPLATE_Z"] = baseline.grids(spec.templates == "coarse").z["QSO"].tolist()
+    zarr_arrays.init_store(out, attrs)
     todo = [p for p in parts if p not in done]
     t0 = time.perf_counter()
     results = _run_tasks(todo, spec, run_id, client, progress)
@@ -118,7 +155,15 @@ def infer(spec: InferSpec, *, client=None, progress: bool = True) -> dict:
     counts = _conserved(out, parts)
     inputs = _input_checksums(out, parts, results)
     record = provenance(inputs=inputs, parameters=json.loads(spec.model_dump_json()))
-    record |= {"id": run_id, "models": checksums, "run": run}
+    record |= {
+        "id": run_id,
+        "models": checksums,
+        "run": run,
+        "class_source": spec.class_source,
+        "z_phot_source": "foundation"
+        if spec.foundation
+        else ("template" if spec.templates != "none" else "none"),
+    }
     if is_hats(spec.catalogue):
         record["catalogue_provenance"] = _hats_provenance(spec.catalogue)
     (out / PROVENANCE).write_text(json.dumps(record, indent=1))
@@ -143,19 +188,34 @@ def run_partition(part: Partition, spec: dict, run_id: str) -> dict:
     """The Dask task: one partition in, its arrays, rejects and VAC rows written."""
     spec_ = InferSpec(**spec)
     _limit_threads()
-    models = load_models(spec_.model, spec_.foundation, device=spec_.device, dtype=spec_.dtype)
     t0 = time.perf_counter()
-    table = read_partition(part)
-    first_row = _first_row(part)
-    result = process_partition(
-        table,
-        models,
-        source=part.path,
-        first_row=first_row,
-        provenance_id=run_id,
-        batch_size=spec_.batch_size,
-    )
+    # Bad input and bad model files fail the same way on every try: they come back
+    # as a result (not an exception Dask would retry) and stop the run once.
+    result, error = None, ""
+    try:
+        models = load_models(
+            spec_.model,
+            spec_.foundation,
+            device=spec_.device,
+            dtype=spec_.dtype,
+            templates=None if spec_.templates == "none" else spec_.templates,
+            class_source=spec_.class_source,
+        )
+        table = read_partition(part)
+        result = process_partition(
+            table,
+            models,
+            source=part.path,
+            first_row=_first_row(part),
+            provenance_id=run_id,
+            batch_size=spec_.batch_size,
+            keep_columns=spec_.keep_columns,
+        )
+    except JpasBatchError as exc:
+        error = str(exc)
     out = spec_.out
+    if result is None:
+        return {"key": part.key, "error": error}
     zarr_arrays.write_partition_arrays(
         out, part.key, result.vac["OBJECT_ID"].to_numpy(), result.arrays
     )
@@ -212,6 +272,10 @@ def _run_tasks(todo, spec: InferSpec, run_id: str, client, progress: bool) -> li
         results = []
         for fut in as_completed(futures):
             res = fut.result()
+            if "error" in res:
+                c.cancel(futures)
+                bar.close()
+                raise JpasBatchError(res["error"])
             results.append(res)
             bar.update(res["rows_in"])
         bar.close()
@@ -258,6 +322,23 @@ def _prepare_out(out: Path, resume: bool) -> None:
     (out / SUMMARY).unlink(missing_ok=True)  # a resumed run is unfinished until the end
 
 
+def class_source(spec: InferSpec) -> Literal["classifier", "template"]:
+    """Resolve ``spec.class_source`` (see :class:`InferSpec`)."""
+    if spec.class_source != "auto":
+        return spec.class_source
+    if spec.model is None:
+        return "template"
+    if spec.templates == "none":
+        return "classifier"
+    record = _model_file(spec.model).parent / REAL_SKY
+    if record.exists():
+        figures = json.loads(record.read_text())
+        if figures["classifier"]["macro_f1"] > figures["template"]["macro_f1"]:
+            return "classifier"
+    # no evidence that the learned model transfers to real objects: the physics baseline
+    return "template"
+
+
 def _model_file(path: Path) -> Path:
     from jpasbatch.classify.evaluate import model_file
 
@@ -272,7 +353,9 @@ def _run_record(spec: InferSpec, checksums: dict) -> dict:
     """
     from jpasbatch import __version__
 
-    params = spec.model_dump(include={"batch_size", "device", "dtype"})
+    params = spec.model_dump(
+        include={"batch_size", "device", "dtype", "keep_columns", "templates", "class_source"}
+    )
     record = {"code_version": __version__, "models": checksums, "parameters": params}
     blob = json.dumps(record, sort_keys=True).encode()
     return record | {"id": hashlib.sha256(blob).hexdigest()[:16]}

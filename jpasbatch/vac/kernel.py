@@ -17,6 +17,7 @@ Everything else gets a VAC row; doubtful ones carry ``QUALITY`` bits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ import pyarrow as pa
 
 from jpasbatch.catalog.cuts import n_observed_bands, photometry_arrays
 from jpasbatch.catalog.schemas import BANDS, REJECTS, VAC
-from jpasbatch.errors import JpasBatchError
+from jpasbatch.errors import InputError, JpasBatchError
 from jpasbatch.filters import jpas
 from jpasbatch.photometry import flux_to_ab
 from jpasbatch.vac.models import ModelSet
@@ -40,6 +41,9 @@ FEW_BANDS, OUT_OF_RANGE = 1, 2
 MIN_BANDS = 50
 _R = BANDS.index("rSDSS")
 _R_PIVOT = jpas()["rSDSS"].pivot_wavelength
+#: Input columns carried into the VAC by default, where the input has them: the
+#: identity of a row (a photometry file's ``ID`` and spectrum name) and its coordinates.
+DEFAULT_KEEP = ("ID", "SOURCE_ID", "SPECNAME", "SOURCE", "RA", "DEC")
 
 
 class RowConservationError(JpasBatchError):
@@ -77,6 +81,7 @@ def process_partition(
     first_row: int = 0,
     provenance_id: str = "",
     batch_size: int = 65536,
+    keep_columns: Sequence[str] | None = None,
 ) -> PartitionResult:
     """Run the models on one partition.
 
@@ -93,6 +98,9 @@ def process_partition(
         The run's key in ``provenance.json``, stored in every row.
     batch_size
         Rows per forward pass.
+    keep_columns
+        Input columns copied into the VAC rows (None: those of
+        :data:`DEFAULT_KEEP` the input has; a named column must exist).
     """
     flux, relerr = photometry_arrays(table)
     reason = reject_reasons(flux, relerr)
@@ -123,6 +131,10 @@ def process_partition(
     merged = base | columns
     fields = [VAC.field(name) for name in VAC.names]
     fields += [_field(name, merged[name]) for name in merged if name not in VAC.names]
+    for name in kept_columns(table.schema, keep_columns, source):
+        if name not in merged:
+            fields.append(table.schema.field(name))
+            merged[name] = good[name]
     if HEALPIX in good.column_names:  # keeps the VAC a HATS catalogue
         fields.append(pa.field(HEALPIX, pa.int64()))
         merged[HEALPIX] = good[HEALPIX]
@@ -145,6 +157,27 @@ def process_partition(
             f"{source}: {table.num_rows} rows in, {vac.num_rows} VAC + {rejects.num_rows} rejected"
         )
     return PartitionResult(vac, arrays, rejects)
+
+
+def kept_columns(schema: pa.Schema, keep: Sequence[str] | None, source: str) -> list[str]:
+    """The input columns a VAC keeps (see :func:`process_partition`), checked."""
+    if keep is None:
+        return [c for c in DEFAULT_KEEP if c in schema.names and c not in VAC.names]
+    for name in keep:
+        if name not in schema.names:
+            raise InputError(
+                f"--keep-columns names {name!r}, which the input does not have "
+                f"(its columns: {', '.join(schema.names[:12])}, ...)",
+                path=source,
+                column=name,
+            )
+        if name in VAC.names:
+            raise InputError(
+                f"--keep-columns names {name!r}, a column the VAC computes itself",
+                path=source,
+                column=name,
+            )
+    return list(keep)
 
 
 def _column(table: pa.Table, name: str, n: int):

@@ -1,8 +1,9 @@
 """The models a VAC is made with, loaded once per process, and their output columns.
 
 A :class:`ModelSet` holds the star / galaxy / QSO classifier (ANN committee
-``model.pt`` or random forest ``forest.joblib``) and, optionally, the
-foundation model (photo-z, physical parameters, embeddings). Dask workers
+``model.pt`` or random forest ``forest.joblib``), optionally the foundation
+model (photo-z, physical parameters, embeddings), and the template fit
+(:mod:`jpasbatch.vac.baseline`, on by default). Dask workers
 call :func:`load_models` for every partition; the cache makes that a load per
 worker process, not per partition.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +25,10 @@ from jpasbatch.classify.classifier import Classifier
 from jpasbatch.classify.evaluate import load_model
 from jpasbatch.classify.metrics import entropy
 from jpasbatch.provenance import file_sha256
+from jpasbatch.vac import baseline
+
+#: Where ``CLASS`` comes from: the classifier, or the template fit.
+ClassSource = Literal["classifier", "template"]
 
 
 @dataclass
@@ -32,17 +38,23 @@ class ModelSet:
     Attributes
     ----------
     classifier
-        A :class:`~jpasbatch.classify.classifier.Classifier` or forest.
+        A :class:`~jpasbatch.classify.classifier.Classifier` or forest, or None.
     foundation
         A :class:`~jpasbatch.foundation.predict.FoundationPredictor`, or None.
     device, dtype
         Where and in which precision the networks run.
+    templates
+        Run the template fit: ``"full"`` grids, ``"coarse"`` (tests), or None.
+    class_source
+        Which of the classifier and the template fit gives ``CLASS``.
     """
 
-    classifier: object
+    classifier: object | None
     foundation: object | None = None
     device: str = "cpu"
     dtype: str = "float32"
+    templates: Literal["full", "coarse"] | None = "full"
+    class_source: ClassSource = "template"
 
     def predict(self, table: pa.Table, batch_size: int = 65536) -> tuple[dict, dict]:
         """Per-row VAC columns and dense arrays of the rows of ``table``.
@@ -50,7 +62,7 @@ class ModelSet:
         Every row of ``table`` must have a positive rSDSS flux (the kernel
         rejects the others first).
         """
-        flux, _ = photometry_arrays(table)
+        flux, relerr = photometry_arrays(table)
         flux = flux.astype(np.float64)
         columns: dict[str, np.ndarray] = {}
         arrays: dict[str, np.ndarray] = {}
@@ -59,11 +71,21 @@ class ModelSet:
             run = {"batch_size": batch_size, "device": self.device, "dtype": dtype}
             p, members, _ = self.classifier.predict_with_members(flux, **run)
             arrays["P_MEMBERS"] = np.moveaxis(members, 0, 1).astype(np.float32)  # (N, K, 4)
-        else:
+        elif self.classifier is not None:
             p, _ = self.classifier.predict_proba(flux)
-        columns |= {f"P_{c}": p[:, k].astype(np.float32) for k, c in enumerate(CLASSES)}
-        columns["CLASS"] = np.asarray(CLASSES, dtype=object)[p.argmax(axis=1)]
-        columns["ENTROPY"] = entropy(p).astype(np.float32)
+        if self.classifier is not None:
+            columns |= {f"P_{c}": p[:, k].astype(np.float32) for k, c in enumerate(CLASSES)}
+            columns["CLASS_ANN"] = np.asarray(CLASSES, dtype=object)[p.argmax(axis=1)]
+            columns["ENTROPY"] = entropy(p).astype(np.float32)
+        if self.templates is not None:
+            cols, arr, _ = baseline.template_fit(flux, relerr, self.templates == "coarse")
+            columns |= cols
+            arrays |= arr
+            # without a learned photo-z the VAC's is the template fit's (provenance says so)
+            columns["Z_PHOT"] = cols["Z_TEMPLATE"]
+            columns["Z_PHOT_ERR"] = cols["Z_TEMPLATE_ERR"]
+        source = "CLASS_TEMPLATE" if self.class_source == "template" else "CLASS_ANN"
+        columns["CLASS"] = columns[source]
         if self.foundation is not None:
             # the foundation model keeps its own batch size: a classifier batch of 65536
             # objects x ~70 tokens x 1024 activations would need ~18 GB
@@ -85,27 +107,36 @@ _CACHE: dict[tuple, ModelSet] = {}
 
 
 def load_models(
-    classifier: str | Path,
+    classifier: str | Path | None,
     foundation: str | Path | None = None,
     *,
     device: str = "cpu",
     dtype: str = "float32",
+    templates: Literal["full", "coarse"] | None = "full",
+    class_source: ClassSource = "template",
 ) -> ModelSet:
     """The :class:`ModelSet` of these files, loaded at most once per process.
 
     Keyed by path and modification time, so a retrained model is picked up.
     """
-    paths = [Path(classifier)] + ([Path(foundation)] if foundation else [])
-    key = (*[(str(p.resolve()), p.stat().st_mtime_ns) for p in paths], device, dtype)
+    paths = [Path(p) for p in (classifier, foundation) if p is not None]
+    key = (
+        *[(str(p.resolve()), p.stat().st_mtime_ns) for p in paths],
+        classifier is None,
+        device,
+        dtype,
+        templates,
+        class_source,
+    )
     if key not in _CACHE:
         fm = None
         if foundation is not None:
             from jpasbatch.foundation.predict import FoundationPredictor
 
             fm = FoundationPredictor.load(foundation)
-        clf = load_model(classifier)
+        clf = None if classifier is None else load_model(classifier)
         _CACHE.clear()  # one model set per worker: a new job's models replace the last
-        _CACHE[key] = ModelSet(clf, fm, device, dtype)
+        _CACHE[key] = ModelSet(clf, fm, device, dtype, templates, class_source)
     return _CACHE[key]
 
 

@@ -7,7 +7,8 @@ Three kinds of input are understood:
 * a **Parquet file or folder** in the observed layout (``FLUX_<band>``,
   ``FLUX_RELERR_<band>``, optional coordinates): one partition per row group;
 * a **photometry file** (``jpasbatch photometry``: ``ID``, ``FLUX_<band>``,
-  no errors): the same, with ``ID`` as ``OBJECT_ID`` and errors unknown (NaN).
+  ``RA``/``DEC``, errors with ``--noise depth`` only): the same, with
+  ``OBJECT_ID`` from ``ID`` (:func:`object_ids`) and errors unknown (NaN) when absent.
 
 Pure pyarrow: a :class:`Partition` is a small picklable description that a
 Dask task turns into a table with :func:`read_partition`.
@@ -15,6 +16,7 @@ Dask task turns into a table with :func:`read_partition`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,12 +113,47 @@ def partitions(path: str | Path, rows_per_partition: int = 200_000) -> list[Part
     return parts
 
 
+def object_ids(ids: pa.Array | pa.ChunkedArray, path: str) -> pa.Array:
+    """A stable int64 ``OBJECT_ID`` for each ``ID``.
+
+    Integer IDs are used as they are. String IDs (SDSS ``PLATE-MJD-FIBER``, file
+    names, designations) are hashed: the first 63 bits of their BLAKE2b digest, the
+    same on every machine and run, so a VAC row can be matched to its Zarr arrays
+    and to other runs by an integer as HATS/LSDB catalogues expect, while the VAC
+    keeps the string itself in ``ID``. Two different strings with one hash in a
+    partition (odds ~1e-8 per billion pairs) are refused rather than merged.
+    """
+    if pa.types.is_integer(ids.type):
+        return pa.array(np.asarray(ids.to_numpy(zero_copy_only=False), np.int64))
+    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
+        raise InputError(
+            f"ID must be an integer or a string to give an OBJECT_ID, not {ids.type}",
+            path=path,
+            column="ID",
+        )
+    values = ids.to_pylist()
+    if None in values:
+        raise InputError("ID is empty (null)", path=path, column="ID", row=values.index(None))
+    hashed = np.array(
+        [
+            int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little") >> 1
+            for v in values
+        ],
+        dtype=np.int64,
+    )
+    distinct = dict(zip(values, hashed, strict=True))
+    if len(set(distinct.values())) != len(distinct):
+        raise InputError("two different IDs hash to one OBJECT_ID", path=path, column="ID")
+    return pa.array(hashed)
+
+
 def read_partition(part: Partition) -> pa.Table:
     """The partition as a table with ``OBJECT_ID``, the flux and error columns.
 
     Coordinates, ``CLASS_STAR``, the HEALPix index and any other columns are
-    kept as they are. A photometry file's ``ID`` becomes ``OBJECT_ID`` and its
-    missing errors NaN.
+    kept as they are. A photometry file's ``ID`` gives ``OBJECT_ID``
+    (:func:`object_ids`), its ``RA``/``DEC`` the coordinates and its missing
+    errors NaN.
     """
     pf = pq.ParquetFile(part.path)
     table = pf.read() if part.row_groups is None else pf.read_row_groups(list(part.row_groups))
@@ -124,14 +161,10 @@ def read_partition(part: Partition) -> pa.Table:
     if "OBJECT_ID" not in names:
         if "ID" not in names:
             raise InputError("no OBJECT_ID (or ID) column", path=part.path, column="OBJECT_ID")
-        ids = table["ID"]
-        if not pa.types.is_integer(ids.type):
-            raise InputError(
-                f"ID must be an integer to serve as OBJECT_ID, not {ids.type}",
-                path=part.path,
-                column="ID",
-            )
-        table = table.append_column("OBJECT_ID", ids.cast(pa.int64()))
+        table = table.append_column("OBJECT_ID", object_ids(table["ID"], part.path))
+    for ours, theirs in (("ALPHA_J2000", "RA"), ("DELTA_J2000", "DEC")):
+        if ours not in names and theirs in names:
+            table = table.append_column(ours, table[theirs].cast(pa.float64()))
     missing = [flux_column(b) for b in BANDS if flux_column(b) not in names]
     if missing:
         raise InputError(

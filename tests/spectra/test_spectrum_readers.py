@@ -18,6 +18,7 @@ from astropy.io import fits
 
 from jpasbatch.errors import InputError
 from jpasbatch.spectra.readers import (
+    ReadOptions,
     iter_spectra,
     read_desi,
     read_sdss,
@@ -178,22 +179,18 @@ def test_sdss_id_fallbacks(tmp_path):
     assert "Z" not in spec.meta
 
 
-def test_sdss_negative_noise_is_allowed_but_5_sigma_is_not(tmp_path):
+def test_sdss_negative_pixels_of_any_significance_are_data(tmp_path):
     cols = sdss_arrays()
-    cols["flux"][5] = -1.0  # sigma = 0.5, so -2 sigma: noise
-    (spec,) = read_sdss(write_sdss(tmp_path / "ok.fits", cols))
+    cols["flux"][5] = -1.0  # sigma = 0.5, so -2 sigma
+    cols["flux"][9] = -3.0  # -6 sigma: a sky residual, kept as in every survey pipeline
+    (spec,) = read_sdss(write_sdss(tmp_path / "neg.fits", cols))
     assert spec.flux[5] == pytest.approx(-1e-17)
-
-    cols["flux"][9] = -3.0  # -6 sigma
-    path = write_sdss(tmp_path / "bad.fits", cols)
-    with raises_input_error(path, r"unphysical negative flux.*pixel 9") as info:
-        read_sdss(path)
-    assert info.value.row == 9
-    assert info.value.column == "COADD.flux"
+    assert spec.flux[9] == pytest.approx(-3e-17)
+    assert spec.good[9]
 
     cols = sdss_arrays()
     cols["flux"][9] = -30.0
-    cols["and_mask"][9] = 1  # masked: whatever the value, it is not used
+    cols["and_mask"][9] = 1 << 18  # FULLREJECT: whatever the value, it is not used
     assert read_sdss(write_sdss(tmp_path / "masked.fits", cols))[0].mask[9]
 
 
@@ -303,7 +300,7 @@ def test_desi_round_trip_and_arm_merge(tmp_path):
     path = write_desi(tmp_path / "coadd.fits", arrays)
     spectra = read_desi(path)
     assert [s.id for s in spectra] == [str(t) for t in TARGETIDS]
-    assert spectra[2].meta["TARGET_RA"] == 12.0
+    assert spectra[2].meta["RA"] == 12.0
 
     expected = 3600.0 + 0.8 * np.arange(300)
     for spec in spectra:
@@ -393,16 +390,12 @@ def test_desi_spectrum_count_mismatch(tmp_path):
         read_desi(path)
 
 
-def test_desi_unphysical_negative_flux_names_spectrum_and_pixel(tmp_path):
+def test_desi_negative_pixel_is_kept(tmp_path):
     arrays = desi_arrays()
     arrays["R_IVAR"][2, 40] = 4.0
     arrays["R_FLUX"][2, 40] = -10.0  # -20 sigma
-    path = write_desi(tmp_path / "neg.fits", arrays)
-    with raises_input_error(
-        path, r"unphysical negative flux in spectrum 2 \(TARGETID 39627000000000003\), pixel 40"
-    ) as info:
-        read_desi(path)
-    assert info.value.column == "R_FLUX" and info.value.row == 40
+    spectra = read_desi(write_desi(tmp_path / "neg.fits", arrays))
+    assert np.any(np.isclose(spectra[2].flux, -10.0e-17))
 
 
 def test_desi_wavelength_not_increasing(tmp_path):
@@ -490,11 +483,13 @@ def test_iter_spectra_many_files(tmp_path):
     assert [s.id for s in iter_spectra(str(table))] == ["t"]
 
 
-def test_table_negative_flux(tmp_path):
+def test_table_negative_flux_is_data_unless_model_spectra(tmp_path):
     path = tmp_path / "neg.csv"
     path.write_text("wavelength,flux\n4000,1e-16\n4001,-1e-20\n4002,1e-16\n")
+    (spec,) = read_table(path)
+    assert spec.flux[1] == -1e-20
     with raises_input_error(path, r"negative flux.*pixel 1.*must be non-negative") as info:
-        read_table(path)
+        read_table(path, ReadOptions(model_spectra=True))
     assert info.value.row == 1 and info.value.column == "flux"
 
 

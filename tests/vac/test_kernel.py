@@ -12,6 +12,8 @@ from jpasbatch.catalog.cuts import photometry_arrays
 from jpasbatch.catalog.schemas import BANDS, CLASSES, VAC
 from jpasbatch.classify.classifier import Classifier
 from jpasbatch.filters import jpas
+from jpasbatch.templatefit import fit_photometry
+from jpasbatch.vac.baseline import grids
 from jpasbatch.vac.kernel import FEW_BANDS, process_partition
 from jpasbatch.vac.models import load_models
 
@@ -41,7 +43,15 @@ def test_partition_columns_and_rejects(committee, catalogue_file):
     expected, _ = Classifier.load(committee).predict_proba(flux[keep].astype(float))
     got = vac[[f"P_{c}" for c in CLASSES]].to_numpy()
     np.testing.assert_allclose(got, expected, atol=1e-6)
-    assert list(vac["CLASS"]) == [CLASSES[k] for k in expected.argmax(1)]
+    assert list(vac["CLASS_ANN"]) == [CLASSES[k] for k in expected.argmax(1)]
+    # the template fit, the kernel called directly on the same rows; CLASS is its class
+    # (no real-sky record says the classifier transfers better)
+    fit = fit_photometry(flux[keep].astype(float), np.abs(flux[keep]) * relerr[keep], grids())
+    assert list(vac["CLASS_TEMPLATE"]) == list(fit.to_columns()["CLASS_TEMPLATE"])
+    assert list(vac["CLASS"]) == list(vac["CLASS_TEMPLATE"])
+    np.testing.assert_allclose(vac["Z_TEMPLATE"], fit.z, rtol=1e-6)
+    np.testing.assert_allclose(vac["Z_PHOT"], vac["Z_TEMPLATE"])
+    np.testing.assert_allclose(res.arrays["PZ_TEMPLATE"], fit.pz_chosen()[1], rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(vac["ENTROPY"], scipy_entropy(expected, base=2, axis=1), atol=1e-5)
     # members: shape (N, K, 4), their median (renormalised) is the uncalibrated committee
     members = res.arrays["P_MEMBERS"]
@@ -63,7 +73,7 @@ def test_partition_columns_and_rejects(committee, catalogue_file):
     assert list(vac["N_BANDS"]) == n
     assert ((vac["QUALITY"] & FEW_BANDS) > 0).tolist() == [k < 50 for k in n]
     assert vac.loc[vac["OBJECT_ID"] == ids[20], "N_BANDS"].item() == 45
-    assert (vac["PROVENANCE_ID"] == "abc").all() and vac["Z_PHOT"].isna().all()
+    assert (vac["PROVENANCE_ID"] == "abc").all()
 
 
 def test_models_are_loaded_once_per_process(committee):

@@ -1,0 +1,60 @@
+"""The physics baseline in every VAC: template-fit class, redshift and p(z).
+
+The chi-square fit of the redrock templates (:mod:`jpasbatch.templatefit`)
+needs no training and transfers to real objects (it is the bar the learned
+models are judged against, see ``docs/real_sky/``), so every VAC carries it:
+``CLASS_TEMPLATE``, ``Z_TEMPLATE``, ``Z_TEMPLATE_ERR``, ``CHI2_STAR``,
+``CHI2_GALAXY``, ``CHI2_QSO``, ``TEMPLATE_FLAGS`` and the p(z) of the chosen
+class, ``PZ_TEMPLATE`` in the Zarr arrays, on the grid stored in the store's
+attributes (``PZ_TEMPLATE_Z``), the ``xvals``/``yvals`` of a ``qp.interp``
+ensemble.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from jpasbatch.templatefit import fit_photometry, load_grids
+from jpasbatch.templatefit.grids import TemplateGrids
+
+#: Relative error given to bands of a catalogue without errors (noiseless
+#: synthetic photometry): the fit needs weights, and 5% is the few-percent level
+#: of calibration and template mismatch a survey flux carries anyway.
+ASSUMED_RELERR = 0.05
+
+
+@functools.lru_cache(maxsize=2)
+def grids(coarse: bool = False) -> TemplateGrids:
+    """The J-PAS model grids, loaded once per process (built and cached on first use)."""
+    return load_grids(coarse=coarse)
+
+
+def band_errors(flux: np.ndarray, relerr: np.ndarray) -> np.ndarray:
+    """Absolute 1-sigma errors from the catalogue's relative ones (NaN: missing).
+
+    Where the catalogue has no error at all for a finite flux (``jpasbatch
+    photometry`` without ``--noise``), :data:`ASSUMED_RELERR` of the flux.
+    """
+    relerr = np.where(np.isfinite(flux) & np.isnan(relerr), ASSUMED_RELERR, relerr)
+    return np.abs(flux) * relerr
+
+
+def template_fit(
+    flux: np.ndarray, relerr: np.ndarray, coarse: bool = False
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """VAC columns, Zarr arrays and the p(z) grid of the template fit of these rows."""
+    fit = fit_photometry(flux.astype(np.float64), band_errors(flux, relerr), grids(coarse))
+    raw = fit.to_columns()
+    columns = {
+        "CLASS_TEMPLATE": raw["CLASS_TEMPLATE"].astype(object),
+        "Z_TEMPLATE": raw["Z_TEMPLATE"].astype(np.float32),
+        "Z_TEMPLATE_ERR": raw["Z_TEMPLATE_ERR"].astype(np.float32),
+        "CHI2_STAR": raw["CHI2_STAR"].astype(np.float32),
+        "CHI2_GALAXY": raw["CHI2_GALAXY"].astype(np.float32),
+        "CHI2_QSO": raw["CHI2_QSO"].astype(np.float32),
+        "TEMPLATE_FLAGS": raw["FLAGS"].astype(np.int16),
+    }
+    z, pz = fit.pz_chosen()
+    return columns, {"PZ_TEMPLATE": pz.astype(np.float32)}, z

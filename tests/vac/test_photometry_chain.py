@@ -1,0 +1,61 @@
+"""`jpasbatch photometry` output feeds `jpasbatch infer` as it is: string IDs, kept columns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from jpasbatch.cli import main
+from jpasbatch.spectra.examples import make_examples
+from jpasbatch.vac.sources import object_ids
+
+
+@pytest.fixture(scope="module")
+def photometry_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("chain")
+    files = make_examples(d / "spectra")
+    out = d / "phot.parquet"
+    assert main(["photometry", *map(str, files), "--out", str(out), "--noise", "depth"]) == 0
+    return out
+
+
+def test_photometry_then_infer_keeps_every_id(photometry_file, committee, tmp_path):
+    phot = pq.read_table(photometry_file).to_pandas()
+    assert len(phot) == 7 and phot["ID"].map(type).eq(str).all()
+    out = tmp_path / "vac"
+    code = main(["infer", "--model", str(committee), "--catalog", str(photometry_file),
+                 "--out", str(out), "--workers", "1"])  # fmt: skip
+    assert code == 0
+    vac = pd.concat(pd.read_parquet(f) for f in sorted((out / "dataset").glob("*.parquet")))
+    rejects = pd.concat(pd.read_parquet(f) for f in sorted((out / "rejects").glob("*.parquet")))
+    assert len(vac) + len(rejects) == len(phot)
+    # every spectrum's ID and name in the VAC (or, with its reason, in the rejects)
+    merged = vac.merge(phot[["ID", "SPECNAME", "RA"]], on="ID", suffixes=("", "_in"))
+    assert len(merged) == len(vac) and (merged["SPECNAME"] == merged["SPECNAME_in"]).all()
+    oid = dict(zip(object_ids(pa.array(phot["ID"]), "x").to_pylist(), phot["ID"], strict=True))
+    assert set(vac["ID"]) | {oid[o] for o in rejects["OBJECT_ID"]} == set(phot["ID"])
+    # coordinates from the spectra files, OBJECT_ID a stable hash of the ID
+    assert np.allclose(merged["ALPHA_J2000"], merged["RA_in"], equal_nan=True)
+    assert merged["ALPHA_J2000"].notna().sum() == 5  # the SDSS files say where they are
+    assert vac["OBJECT_ID"].is_unique
+
+
+def test_object_ids_are_stable_and_distinct():
+    ids = pa.array(["3655-55240-0002", "3655-55240-0003", "lamost-like-k5v"])
+    a, b = object_ids(ids, "f"), object_ids(ids, "f")
+    assert a.equals(b) and len(set(a.to_pylist())) == 3
+    assert all(0 <= v < 2**63 for v in a.to_pylist())
+    ints = pa.array([5, 7], pa.int32())
+    assert object_ids(ints, "f").to_pylist() == [5, 7]
+
+
+def test_bad_keep_column_fails_once_without_traceback(photometry_file, committee, tmp_path, capsys):
+    args = ["--out", str(tmp_path / "vac"), "--workers", "1", "--keep-columns", "NOPE"]
+    code = main(["infer", "--model", str(committee), "--catalog", str(photometry_file), *args])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "'NOPE'" in err and "phot.parquet" in err
+    assert "Traceback" not in err and "TimeoutError" not in err
