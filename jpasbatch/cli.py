@@ -389,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_foundation.add_evaluate(sub)
     cli_vac.add_infer(sub)
     cli_vac.add_targets(sub)
+    cli_vac.add_real_check(sub)
     cli_spectra.add_spectra(sub)
     cli_spectra.add_prepare(sub)
     cli_spectra.add_emulate(sub)

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from jpasbatch.errors import InputError
+
 
 def add_infer(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -130,4 +132,48 @@ def _run_targets(args: argparse.Namespace) -> int:
     paths = write_targets(args.vac, args.out, threshold=args.p_qso, mag_limit=args.mag_limit)
     for name, path in paths.items():
         print(f"{name:<22} {path}")
+    return 0
+
+
+def add_real_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "real-check",
+        help="the chain on real survey spectra, scored against their pipeline labels",
+        description="For every set folder under ROOT (spectra/ or DESI coadd-*.fits, with "
+        "labels.csv or redrock-*.fits; e.g. ../shared/data/real_spectra): J-PAS photometry "
+        "with the depth noise (per-file rejects), the VAC (template fit, and --model / "
+        "--foundation when given), and per method: F1 per class, macro F1, QSO "
+        "completeness, QSO and galaxy |dz|/(1+z) < 0.15 and sigma_NMAD, all and split at "
+        "r = 21. Checks files in = written + rejected, band coverage and every spectrum's "
+        "name in the VAC. Writes OUT/report.md, OUT/real_check.json, OUT/objects.csv.",
+    )
+    p.add_argument("root", type=Path, help="folder of real-spectra sets")
+    p.add_argument("--out", type=Path, default=Path("real_check"), help="output folder")
+    p.add_argument("--model", type=Path, help="classifier run folder or file")
+    p.add_argument("--foundation", type=Path, help="foundation model")
+    p.add_argument("--seed", type=int, default=0, help="seed of the depth-noise draw")
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="write the classifier's figures beside it (real_sky.json), which "
+        "`jpasbatch infer --class-from auto` reads",
+    )
+    p.add_argument("--workers", type=int, help="local Dask workers")
+    p.set_defaults(func=_run_real_check)
+
+
+def _run_real_check(args: argparse.Namespace) -> int:
+    from jpasbatch.distributed import dask_client
+    from jpasbatch.realcheck import real_check, record
+
+    with dask_client(n_workers=args.workers) as client:
+        figures = real_check(
+            args.root, args.out, model=args.model, foundation=args.foundation,
+            seed=args.seed, client=client,
+        )  # fmt: skip
+    print((args.out / "report.md").read_text())
+    if args.record:
+        if args.model is None:
+            raise InputError("--record writes the classifier's figures: give --model")
+        print(f"recorded: {record(figures, args.model)}")
     return 0

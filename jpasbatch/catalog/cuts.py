@@ -61,6 +61,14 @@ def photometry_arrays(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return flux, relerr
 
 
+def has_reference(flux: np.ndarray) -> np.ndarray:
+    """Rows of ``(N, 60)`` fluxes with a finite, positive rSDSS flux (the classifier's
+    reference band)."""
+    r = flux[:, BANDS.index("rSDSS")]
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(r) & (r > 0)
+
+
 def n_observed_bands(flux: np.ndarray, relerr: np.ndarray) -> np.ndarray:
     """Bands per row with a finite flux and a finite, positive relative error."""
     return (np.isfinite(flux) & np.isfinite(relerr) & (relerr > 0)).sum(axis=1)

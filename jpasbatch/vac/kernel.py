@@ -10,7 +10,9 @@ only when no model can say anything about them:
     a negative relative error;
 ``NO_REFERENCE``
     no positive rSDSS flux: the classifier's features (f_j / f_r, m_j - m_r)
-    are undefined.
+    are undefined. Only without the template fit, which needs no reference
+    band: with it such a row is kept, its classifier columns empty and
+    ``QUALITY`` bit 4 set.
 
 Everything else gets a VAC row; doubtful ones carry ``QUALITY`` bits.
 """
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from jpasbatch.catalog.cuts import n_observed_bands, photometry_arrays
+from jpasbatch.catalog.cuts import has_reference, n_observed_bands, photometry_arrays
 from jpasbatch.catalog.schemas import BANDS, REJECTS, VAC
 from jpasbatch.errors import InputError, JpasBatchError
 from jpasbatch.filters import jpas
@@ -37,7 +39,7 @@ REASONS: dict[str, str] = {
     "NO_REFERENCE": "no positive rSDSS flux: the classifier's features are undefined",
 }
 #: ``QUALITY`` bits.
-FEW_BANDS, OUT_OF_RANGE = 1, 2
+FEW_BANDS, OUT_OF_RANGE, NO_CLASSIFIER = 1, 2, 4
 MIN_BANDS = 50
 _R = BANDS.index("rSDSS")
 _R_PIVOT = jpas()["rSDSS"].pivot_wavelength
@@ -59,14 +61,18 @@ class PartitionResult:
     rejects: pa.Table
 
 
-def reject_reasons(flux: np.ndarray, relerr: np.ndarray) -> np.ndarray:
-    """Reason code per row (``""``: goes into the VAC), first applicable reason wins."""
+def reject_reasons(flux: np.ndarray, relerr: np.ndarray, need_reference: bool = True) -> np.ndarray:
+    """Reason code per row (``""``: goes into the VAC), first applicable reason wins.
+
+    ``need_reference``: a row without a positive rSDSS flux is rejected (when
+    no template fit can describe it).
+    """
     reason = np.full(len(flux), "", dtype=object)
     with np.errstate(invalid="ignore"):
         checks = (
             (np.isinf(flux).any(axis=1) | np.isinf(relerr).any(axis=1), "BAD_FLUX"),
             ((relerr < 0).any(axis=1), "NEGATIVE_ERROR"),
-            (~(np.isfinite(flux[:, _R]) & (flux[:, _R] > 0)), "NO_REFERENCE"),
+            (need_reference & ~has_reference(flux), "NO_REFERENCE"),
         )
     for bad, code in checks:
         reason[(reason == "") & bad] = code
@@ -103,7 +109,7 @@ def process_partition(
         :data:`DEFAULT_KEEP` the input has; a named column must exist).
     """
     flux, relerr = photometry_arrays(table)
-    reason = reject_reasons(flux, relerr)
+    reason = reject_reasons(flux, relerr, need_reference=models.templates is None)
     keep = reason == ""
     good = table.filter(pa.array(keep))
     columns, arrays = models.predict(good, batch_size) if good.num_rows else ({}, {})
@@ -112,10 +118,13 @@ def process_partition(
     mag_r = flux_to_ab(f_r, _R_PIVOT)
     n_bands = n_observed_bands(flux[keep], relerr[keep])
     quality = np.where(n_bands < MIN_BANDS, FEW_BANDS, 0)
+    if models.classifier is not None:
+        quality |= np.where(has_reference(flux[keep]), 0, NO_CLASSIFIER)
     if models.r_range is not None:
         lo, hi = models.r_range
         # the scaler's magnitudes have no zero point: compare on the same scale
-        rel = -2.5 * np.log10(f_r)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = -2.5 * np.log10(f_r)
         quality |= np.where((rel < lo) | (rel > hi), OUT_OF_RANGE, 0)
     base = {
         "OBJECT_ID": good["OBJECT_ID"].cast(pa.int64()),

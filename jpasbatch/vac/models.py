@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from jpasbatch.catalog.cuts import photometry_arrays
+from jpasbatch.catalog.cuts import has_reference, photometry_arrays
 from jpasbatch.catalog.schemas import CLASSES
 from jpasbatch.classify.classifier import Classifier
 from jpasbatch.classify.evaluate import load_model
@@ -59,24 +59,31 @@ class ModelSet:
     def predict(self, table: pa.Table, batch_size: int = 65536) -> tuple[dict, dict]:
         """Per-row VAC columns and dense arrays of the rows of ``table``.
 
-        Every row of ``table`` must have a positive rSDSS flux (the kernel
-        rejects the others first).
+        The classifier sees the rows with a positive rSDSS flux (its reference
+        band); the others get empty classifier columns (NaN, ``""``).
         """
         flux, relerr = photometry_arrays(table)
         flux = flux.astype(np.float64)
         columns: dict[str, np.ndarray] = {}
         arrays: dict[str, np.ndarray] = {}
         dtype = torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
+        ref = has_reference(flux)
+        p = np.full((len(flux), len(CLASSES)), np.nan)
         if isinstance(self.classifier, Classifier):
             run = {"batch_size": batch_size, "device": self.device, "dtype": dtype}
-            p, members, _ = self.classifier.predict_with_members(flux, **run)
-            arrays["P_MEMBERS"] = np.moveaxis(members, 0, 1).astype(np.float32)  # (N, K, 4)
+            p[ref], members, _ = self.classifier.predict_with_members(flux[ref], **run)
+            full = np.full((len(flux), members.shape[0], members.shape[2]), np.nan, np.float32)
+            full[ref] = np.moveaxis(members, 0, 1)
+            arrays["P_MEMBERS"] = full  # (N, K, 4)
         elif self.classifier is not None:
-            p, _ = self.classifier.predict_proba(flux)
+            p[ref], _ = self.classifier.predict_proba(flux[ref])
         if self.classifier is not None:
             columns |= {f"P_{c}": p[:, k].astype(np.float32) for k, c in enumerate(CLASSES)}
-            columns["CLASS_ANN"] = np.asarray(CLASSES, dtype=object)[p.argmax(axis=1)]
-            columns["ENTROPY"] = entropy(p).astype(np.float32)
+            best = np.asarray(CLASSES, dtype=object)[np.nan_to_num(p, nan=0).argmax(axis=1)]
+            columns["CLASS_ANN"] = np.where(ref, best, "")
+            with np.errstate(invalid="ignore"):
+                columns["ENTROPY"] = entropy(np.where(ref[:, None], p, 0.25)).astype(np.float32)
+            columns["ENTROPY"][~ref] = np.nan
         if self.templates is not None:
             cols, arr, _ = baseline.template_fit(flux, relerr, self.templates == "coarse")
             columns |= cols

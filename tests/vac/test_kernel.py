@@ -20,10 +20,10 @@ from jpasbatch.vac.models import load_models
 
 def test_partition_columns_and_rejects(committee, catalogue_file):
     table = pq.read_table(catalogue_file)
-    models = load_models(committee)
-    res = process_partition(table, models, source="cat.parquet", first_row=100, provenance_id="abc")
-    # every row once: in the VAC or in the rejects, with the defect as reason
-    assert res.vac.num_rows + res.rejects.num_rows == table.num_rows
+    ids = table["OBJECT_ID"].to_numpy()
+    # without the template fit, a row without rSDSS flux has nothing to describe it
+    bare = load_models(committee, templates=None, class_source="classifier")
+    res = process_partition(table, bare, source="cat.parquet", first_row=100)
     rej = res.rejects.to_pandas().set_index("SOURCE_ROW")
     assert rej["REASON"].to_dict() == {
         103: "BAD_FLUX",
@@ -31,9 +31,26 @@ def test_partition_columns_and_rejects(committee, catalogue_file):
         111: "NO_REFERENCE",
         112: "NO_REFERENCE",
     }
-    ids = table["OBJECT_ID"].to_numpy()
-    assert set(rej["OBJECT_ID"]) == set(ids[[3, 7, 11, 12]])
-    vac = res.vac.to_pandas()
+    assert res.vac.num_rows + res.rejects.num_rows == table.num_rows
+
+    models = load_models(committee)
+    res = process_partition(table, models, source="cat.parquet", first_row=100, provenance_id="abc")
+    # every row once: in the VAC or in the rejects, with the defect as reason; the
+    # template fit keeps the rows without rSDSS (no classifier output, QUALITY bit 4)
+    assert res.vac.num_rows + res.rejects.num_rows == table.num_rows
+    rej = res.rejects.to_pandas().set_index("SOURCE_ROW")
+    assert rej["REASON"].to_dict() == {103: "BAD_FLUX", 107: "NEGATIVE_ERROR"}
+    assert set(rej["OBJECT_ID"]) == set(ids[[3, 7]])
+    everything = res.vac.to_pandas()
+    no_ref = everything["OBJECT_ID"].isin(ids[[11, 12]]).to_numpy()
+    assert (everything.loc[no_ref, "QUALITY"] & 4 == 4).all()
+    assert everything.loc[no_ref, "P_STAR"].isna().all()
+    assert (everything.loc[no_ref, "CLASS_ANN"] == "").all()
+    assert everything.loc[no_ref, "CLASS_TEMPLATE"].isin(CLASSES).all()
+    assert np.isnan(res.arrays["P_MEMBERS"][no_ref]).all()
+    # the rest, checked as before
+    res.arrays = {k: v[~no_ref] for k, v in res.arrays.items()}
+    vac = everything[~no_ref].reset_index(drop=True)
     assert list(vac["OBJECT_ID"]) == [i for k, i in enumerate(ids) if k not in (3, 7, 11, 12)]
     assert res.vac.schema.names[: len(VAC)] == VAC.names
 

@@ -59,3 +59,33 @@ def test_bad_keep_column_fails_once_without_traceback(photometry_file, committee
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "'NOPE'" in err and "phot.parquet" in err
     assert "Traceback" not in err and "TimeoutError" not in err
+
+
+def test_template_pz_round_trips_through_qp(photometry_file, tmp_path):
+    import qp
+    import zarr
+
+    out = tmp_path / "vac"
+    assert main(["infer", "--catalog", str(photometry_file), "--out", str(out),
+                 "--workers", "1", "--templates", "coarse"]) == 0  # fmt: skip
+    vac = pd.read_parquet(out / "dataset")
+    assert vac["CLASS"].tolist() == vac["CLASS_TEMPLATE"].tolist()  # no classifier
+    assert np.allclose(vac["Z_PHOT"], vac["Z_TEMPLATE"])
+    prov = __import__("json").loads((out / "provenance.json").read_text())
+    assert prov["class_source"] == "template" and prov["z_phot_source"] == "template"
+    root = zarr.open_group(str(out / "arrays.zarr"), mode="r")
+    z = np.asarray(root.attrs["PZ_TEMPLATE_Z"])
+    pz = root["part-00000"]["PZ_TEMPLATE"][...]
+    assert pz.shape == (len(vac), z.size)
+    assert np.allclose(np.trapezoid(pz, z, axis=1), 1, atol=1e-3)
+    ens = qp.Ensemble(qp.interp, data={"xvals": z, "yvals": pz})
+    ens.write_to(str(tmp_path / "pz.fits"))
+    back = qp.read(str(tmp_path / "pz.fits"))
+    assert back.npdf == len(vac)
+    grid = np.linspace(0, 6, 601)
+    assert np.allclose(back.pdf(grid), ens.pdf(grid))
+    # the galaxy and QSO p(z) peak at their template redshift (the grid's resolution)
+    extragalactic = (vac["CLASS_TEMPLATE"] != "STAR").to_numpy()
+    peak = z[pz.argmax(axis=1)]
+    step = np.max(np.diff(z))
+    assert np.all(np.abs(peak - vac["Z_TEMPLATE"])[extragalactic] <= 2 * step)

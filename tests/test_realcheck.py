@@ -1,0 +1,85 @@
+"""The real-sky check's labels, matching and scores, against hand-made tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.io import fits
+from sklearn.metrics import f1_score
+
+from jpasbatch.realcheck import scores
+from jpasbatch.realsets import discover, four_class, labels, match_labels
+
+
+def test_four_classes_split_qsos_at_2_1():
+    got = four_class(pd.Series(["QSO", "qso ", "STAR", "GALAXY"]), pd.Series([2.1, 1.0, 0, 0.3]))
+    assert got.tolist() == ["QSO_HIGH", "QSO_LOW", "STAR", "GALAXY"]
+
+
+def test_labels_of_each_layout(tmp_path):
+    sdss = tmp_path / "sdss"
+    (sdss / "spectra" / "3655").mkdir(parents=True)
+    (sdss / "spectra" / "3655" / "spec-1.fits").write_bytes(b"x")
+    pd.DataFrame({"file": ["spectra/3655/spec-1.fits"], "CLASS": ["QSO"], "Z": [2.5]}).to_csv(
+        sdss / "labels.csv", index=False
+    )
+    desi = tmp_path / "desi"
+    desi.mkdir()
+    (desi / "coadd-7.fits").write_bytes(b"x")
+    cols = [
+        fits.Column(name="TARGETID", array=np.array([39]), format="K"),
+        fits.Column(name="Z", array=np.array([-0.0001]), format="D"),
+        fits.Column(name="SPECTYPE", array=np.array(["STAR"]), format="6A"),
+    ]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols, name="REDSHIFTS")]
+                 ).writeto(desi / "redrock-7.fits")  # fmt: skip
+    sets = {s.name: s for s in discover(tmp_path)}
+    assert sets["sdss"].labels.to_dict("records") == [
+        {"SPECNAME": "spec-1.fits", "ID": "", "CLASS_TRUE": "QSO_HIGH", "Z_TRUE": 2.5}
+    ]
+    assert labels(desi).to_dict("records") == [
+        {"SPECNAME": "coadd-7.fits", "ID": "39", "Z_TRUE": 0.0, "CLASS_TRUE": "STAR"}
+    ]
+    vac = pd.DataFrame({"SPECNAME": ["spec-1.fits", "coadd-7.fits", "coadd-7.fits"],
+                        "ID": ["3655-1", "39", "40"]})  # fmt: skip
+    m = match_labels(vac, pd.concat([sets["sdss"].labels, sets["desi"].labels]))
+    assert sorted(m["ID"]) == ["3655-1", "39"]
+
+
+def test_scores_against_sklearn_and_a_loop():
+    rng = np.random.default_rng(3)
+    classes = np.array(["STAR", "GALAXY", "QSO_LOW", "QSO_HIGH"])
+    truth = classes[rng.integers(0, 4, 300)]
+    pred = np.where(rng.random(300) < 0.7, truth, classes[rng.integers(0, 4, 300)])
+    zt = rng.uniform(0, 3, 300)
+    zp = zt + rng.normal(0, 0.1, 300) * (1 + zt)
+    rows = pd.DataFrame({"CLASS_TRUE": truth, "C": pred, "Z_TRUE": zt, "Z": zp})
+    s = scores(rows, "C", "Z")
+    ref = f1_score(truth, pred, labels=classes, average=None)
+    assert [s["f1"][c] for c in classes] == pytest.approx(ref)
+    assert s["macro_f1"] == pytest.approx(f1_score(truth, pred, average="macro"))
+    qso = np.isin(truth, ["QSO_LOW", "QSO_HIGH"])
+    assert s["qso_completeness"] == pytest.approx(np.isin(pred[qso], classes[2:]).mean())
+    dz = np.abs(zp - zt) / (1 + zt)
+    assert s["qso_dz015"] == pytest.approx((dz[qso] < 0.15).mean())
+    r = ((zp - zt) / (1 + zt))[truth == "GALAXY"]
+    assert s["galaxy_nmad"] == pytest.approx(1.48 * np.median(np.abs(r - np.median(r))))
+
+
+def test_class_source_follows_the_real_sky_record(tmp_path):
+    import json
+
+    from jpasbatch.vac.infer import REAL_SKY, InferSpec, class_source
+
+    (tmp_path / "model.pt").write_bytes(b"")
+    spec = InferSpec(catalogue=tmp_path, model=tmp_path)
+    assert class_source(spec) == "template"  # no evidence: the physics baseline
+    record = {"template": {"macro_f1": 0.78}, "classifier": {"macro_f1": 0.81}}
+    (tmp_path / REAL_SKY).write_text(json.dumps(record))
+    assert class_source(spec) == "classifier"
+    record["classifier"]["macro_f1"] = 0.60
+    (tmp_path / REAL_SKY).write_text(json.dumps(record))
+    assert class_source(spec) == "template"
+    assert class_source(spec.model_copy(update={"class_source": "classifier"})) == "classifier"
+    assert class_source(InferSpec(catalogue=tmp_path)) == "template"
