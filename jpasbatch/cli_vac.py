@@ -43,11 +43,12 @@ def add_infer(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--class-from",
         dest="class_source",
-        choices=["auto", "classifier", "template"],
+        choices=["auto", "classifier", "template", "combined"],
         default="auto",
-        help="where CLASS comes from; 'auto' (default): the classifier only if its "
-        "real_sky.json (jpasbatch real-check --record) shows it beating the template fit "
-        "on real spectra, else the template fit",
+        help="where CLASS comes from ('combined': the classifier's probabilities as a "
+        "prior on the template fit's); 'auto' (default): the best of the three on real "
+        "spectra as the classifier's real_sky.json (jpasbatch real-check --record) "
+        "records, the template fit without a record",
     )
     p.add_argument("--catalog", "--catalogue", dest="catalogue", type=Path, required=True,
                    help="ingested catalogue folder, or a Parquet file / folder")  # fmt: skip

@@ -123,7 +123,7 @@ class InferStage(_Strict):
     rows_per_partition: int = Field(200_000, ge=1)
     dtype: Literal["float32", "bfloat16"] = "float32"
     templates: Literal["full", "coarse", "none"] = "full"
-    class_source: Literal["auto", "classifier", "template"] = "auto"
+    class_source: Literal["auto", "classifier", "template", "combined"] = "auto"
     targets: TargetsSection = TargetsSection()
 
 

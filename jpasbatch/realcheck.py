@@ -28,6 +28,7 @@ from jpasbatch.photometry import SyntheticPhotometry
 from jpasbatch.realsets import band_coverage, discover, match_labels
 from jpasbatch.spectra.batch import rejects_table
 from jpasbatch.spectra.photometry import add_depth_noise, photometry_files
+from jpasbatch.vac.baseline import combined_class
 
 #: The magnitude that splits the bright and faint halves of each table.
 R_SPLIT = 21.0
@@ -35,6 +36,7 @@ R_SPLIT = 21.0
 METHODS = {
     "template": ("CLASS_TEMPLATE", "Z_TEMPLATE"),
     "classifier": ("CLASS_ANN", None),
+    "combined": ("CLASS_COMBINED", "Z_TEMPLATE"),
     "foundation": (None, "Z_PHOT"),
 }
 
@@ -116,6 +118,11 @@ def real_check(
         vac = pd.concat(
             pd.read_parquet(f) for f in sorted((d / "vac" / "dataset").glob("*.parquet"))
         )
+        if model is not None:  # the classifier as a prior on the template fit, from the VAC
+            vac["CLASS_COMBINED"] = combined_class(
+                vac[[f"P_{c}" for c in CLASSES]].to_numpy(float),
+                vac[[f"P_TEMPLATE_{c}" for c in CLASSES]].to_numpy(float),
+            )
         matched = match_labels(vac, rs.labels).assign(SET=rs.name)
         matched_all.append(matched)
         written = set(table["SOURCE"].to_pylist())
@@ -177,13 +184,16 @@ def record(figures: dict, model: str | Path) -> Path:
     overall = figures["all"]["all"]
     path = model_file(model).parent / REAL_SKY
     path.write_text(
-        json.dumps({m: overall[m] for m in ("template", "classifier") if m in overall}, indent=1)
+        json.dumps(
+            {m: overall[m] for m in ("template", "classifier", "combined") if m in overall},
+            indent=1,
+        )
     )
     return path
 
 
-def _fmt(v) -> str:
-    return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.2f}"
+def _fmt(v, digits: int = 2) -> str:
+    return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
 
 
 def report(figures: dict) -> str:
@@ -220,8 +230,8 @@ def report(figures: dict) -> str:
                 f"| {part} ({s['n']}) | {m} | {_fmt(s.get('macro_f1'))} | "
                 + " | ".join(_fmt(f1.get(c)) for c in CLASSES)
                 + f" | {_fmt(s.get('qso_completeness'))} | {_fmt(s.get('qso_dz015'))} | "
-                f"{_fmt(s.get('qso_nmad'))} | {_fmt(s.get('galaxy_dz015'))} | "
-                f"{_fmt(s.get('galaxy_nmad'))} |"
+                f"{_fmt(s.get('qso_nmad'), 4)} | {_fmt(s.get('galaxy_dz015'))} | "
+                f"{_fmt(s.get('galaxy_nmad'), 4)} |"
             )
     lines += ["", "## Per set", ""]
     for name, s in figures["sets"].items():

@@ -81,5 +81,17 @@ def test_class_source_follows_the_real_sky_record(tmp_path):
     record["classifier"]["macro_f1"] = 0.60
     (tmp_path / REAL_SKY).write_text(json.dumps(record))
     assert class_source(spec) == "template"
+    record["combined"] = {"macro_f1": 0.82}
+    (tmp_path / REAL_SKY).write_text(json.dumps(record))
+    assert class_source(spec) == "combined"
     assert class_source(spec.model_copy(update={"class_source": "classifier"})) == "classifier"
     assert class_source(InferSpec(catalogue=tmp_path)) == "template"
+
+
+def test_combined_class_is_the_product_of_the_two():
+    from jpasbatch.vac.baseline import combined_class
+
+    p_ann = np.array([[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1], [np.nan] * 4])
+    p_tpl = np.array([[0.2, 0.6, 0.1, 0.1], [0.05, 0.05, 0.45, 0.45], [0.1, 0.1, 0.1, 0.7]])
+    # 0.14 vs 0.06 -> STAR; 0.315 vs 0.045 -> QSO_LOW; no classifier -> the template's class
+    assert combined_class(p_ann, p_tpl).tolist() == ["STAR", "QSO_LOW", "QSO_HIGH"]

@@ -148,6 +148,12 @@ VAC = pa.schema(
             "the VAC's class: CLASS_TEMPLATE or CLASS_ANN, as provenance.json class_source says",
         ),
         _f("CLASS_ANN", pa.string(), "", "most probable class of the classifier (P_<CLASS>)"),
+        _f(
+            "CLASS_COMBINED",
+            pa.string(),
+            "",
+            "class of P_<CLASS> x P_TEMPLATE_<CLASS> (the classifier as a prior on the fit)",
+        ),
         _f("ENTROPY", pa.float32(), "bit", "entropy of the class probabilities (log2)"),
         _f(
             "Z_PHOT",
@@ -158,6 +164,10 @@ VAC = pa.schema(
         ),
         _f("Z_PHOT_ERR", pa.float32(), "", "photometric redshift error"),
         _f("CLASS_TEMPLATE", pa.string(), "", "template-fit class (lowest BIC)"),
+        *[
+            _f(f"P_TEMPLATE_{c}", pa.float32(), "", f"template-fit probability of {c} (BIC)")
+            for c in CLASSES
+        ],
         _f("Z_TEMPLATE", pa.float32(), "", "template-fit redshift of CLASS_TEMPLATE (0: star)"),
         _f("Z_TEMPLATE_ERR", pa.float32(), "", "its error, from the chi-square curvature"),
         *[

@@ -20,10 +20,18 @@ grid point is rejected (chi2 = inf). It is one comparison per grid point and
 removes the commonest unphysical fit, an inverted spectrum whose "emission
 lines" sit on absorption features. An object whose every grid point is rejected
 keeps its unconstrained fit and gets the ``UNCONSTRAINED`` flag.
+
+Luminosity prior: a galaxy brighter than ``M_r = -24`` or a QSO fainter than
+``M_r = -20.5`` is improbable, so grid points that need one pay
+``((M - limit) / 0.5)^2`` in chi2 (:func:`luminosity_penalty`). Without it the
+bright low-z galaxies of real surveys (r ~ 18-20) are fitted at z ~ 1.5, where
+they would be 25th-magnitude-absolute monsters, and stars by a QSO at z ~ 0,
+which would be a 17th-magnitude one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -60,6 +68,40 @@ MIN_BANDS = 10
 SECOND_DCHI2 = 4.0
 SECOND_DZ = 0.05  # in dz / (1 + z)
 _FIT = ("STAR", "GALAXY", "QSO")
+#: Absolute rSDSS magnitude limits of the luminosity prior (Planck18 distances,
+#: k-correction approximated by the bandwidth term 2.5 log10(1 + z)).
+M_GALAXY_BRIGHTEST = -24.0
+M_QSO_FAINTEST = -20.5
+M_SOFTNESS = 0.5
+
+
+def luminosity_penalty(flux: np.ndarray, grids: TemplateGrids) -> dict[str, np.ndarray]:
+    """Chi2 penalties ``(N, n_z)`` of the galaxy and QSO grids (0 where allowed).
+
+    The apparent magnitude is the object's rSDSS AB magnitude (no penalty where
+    that band is missing or not positive).
+    """
+    from astropy.cosmology import Planck18
+
+    from jpasbatch.filters import jpas
+    from jpasbatch.photometry import flux_to_ab
+
+    out = {}
+    n = flux.shape[0]
+    if "rSDSS" not in grids.bands:
+        return {c: np.zeros((n, grids.z[c].size)) for c in ("GALAXY", "QSO")}
+    r = flux[:, grids.bands.index("rSDSS")]
+    mag = flux_to_ab(np.where(r > 0, r, np.nan), jpas()["rSDSS"].pivot_wavelength)
+    for c in ("GALAXY", "QSO"):
+        z = np.maximum(grids.z[c], 1e-4)
+        shift = Planck18.distmod(z).value - 2.5 * np.log10(1 + z)
+        absolute = mag[:, None] - shift[None, :]
+        if c == "GALAXY":
+            excess = np.maximum(M_GALAXY_BRIGHTEST - absolute, 0.0)
+        else:
+            excess = np.maximum(absolute - M_QSO_FAINTEST, 0.0)
+        out[c] = np.nan_to_num((excess / M_SOFTNESS) ** 2, nan=0.0)
+    return out
 
 
 @dataclass
@@ -120,6 +162,30 @@ class TemplateFitResult:
         out[self.class_code <= 0] = 0.0
         out[self.class_code == 0, 0] = 2.0 / (z[1] - z[0])
         return z, out
+
+    def class_probabilities(self) -> np.ndarray:
+        """``(N, 4)`` probabilities of :data:`CLASSES` from the BIC: ``exp(-BIC / 2)``
+        normalised, each QSO class taking the best QSO fit on its side of z = 2.1.
+
+        Uniform (1/4 each) where nothing could be fitted.
+        """
+        qso = self.chi2_z["QSO"]
+        low = self.z_grid["QSO"] < QSO_SPLIT_Z
+        best = {
+            "STAR": self.chi2["STAR"],
+            "GALAXY": self.chi2["GALAXY"],
+            "QSO_LOW": qso[:, low].min(axis=1),
+            "QSO_HIGH": qso[:, ~low].min(axis=1),
+        }
+        logn = np.log(np.maximum(self.n_bands, 1))
+        k = {"STAR": N_PARAMS["STAR"], "GALAXY": N_PARAMS["GALAXY"]}
+        bic = np.stack([best[c] + k.get(c, N_PARAMS["QSO"]) * logn for c in CLASSES], axis=1)
+        bic = np.where(np.isfinite(bic), bic, np.inf)
+        top = bic.min(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore"):
+            w = np.exp(-(bic - np.where(np.isfinite(top), top, 0)) / 2)
+        total = w.sum(axis=1, keepdims=True)
+        return np.where(total > 0, w / np.where(total > 0, total, 1), 0.25)
 
     def to_columns(self) -> dict[str, np.ndarray]:
         """Catalogue columns: ``CHI2_*``, ``CLASS_TEMPLATE``, ``Z_TEMPLATE(_ERR)``, ..."""
@@ -320,6 +386,7 @@ def fit_photometry(
     *,
     systematic: float = 0.03,
     chunk: int = 256,
+    ebv: np.ndarray | float | None = None,
 ) -> TemplateFitResult:
     """Fit every object's band fluxes with star, galaxy and QSO templates.
 
@@ -334,6 +401,11 @@ def fit_photometry(
         Fractional error floor added in quadrature: ``err^2 + (systematic flux)^2``.
     chunk
         Objects per batch; memory is ~ ``chunk x n_z x k^2`` doubles per class.
+    ebv
+        Galactic E(B-V) per object (or one for all): the models are reddened by
+        ``A_b = k_b E(B-V)`` with the bands' extinction coefficients (CEFCA's
+        ``kx``), done as the equivalent de-reddening of the fluxes and errors
+        (a constant attenuation per band). None: no Galactic extinction.
 
     Returns
     -------
@@ -352,6 +424,9 @@ def fit_photometry(
             f"flux {flux.shape} and error {error.shape} must be (N, {len(grids.bands)})"
         )
     n = flux.shape[0]
+    if ebv is not None:
+        factor = 10 ** (0.4 * np.multiply.outer(np.broadcast_to(ebv, (n,)), _kx(grids.bands)))
+        flux, error = flux * factor, error * factor
     prep = {c: _prepare(grids.model[c]) for c in ("GALAXY", "QSO")}
     chi2_z = {c: np.empty((n, grids.z[c].size)) for c in prep}
     coeff = {c: np.empty((n, p.k)) for c, p in prep.items()}
@@ -363,7 +438,17 @@ def fit_photometry(
     with _one_blas_thread():
         for s in range(0, n, chunk):
             _fit_chunk(slice(s, s + chunk), flux, error, grids, prep, systematic, out)
+    for c, penalty in luminosity_penalty(flux, grids).items():
+        chi2_z[c] += penalty
     return _decide(chi2_z, (star_chi2, star_idx), grids.z, n_bands, flags, coeff)
+
+
+def _kx(bands: Sequence[str]) -> np.ndarray:
+    """Extinction coefficients A_b / E(B-V) of the bands (CEFCA archive ``kx``)."""
+    from jpasbatch.filters import get_system
+
+    system = get_system(",".join(bands))
+    return np.array([system[b].extinction_coeff for b in bands], dtype=float)
 
 
 def _one_blas_thread():
@@ -416,6 +501,8 @@ def fit_one_naive(
             cz[0, iz] = np.sum((x @ coeff[c][0, iz] - y) ** 2)
         chi2_z[c] = _constrain(cz, coeff[c][:, :, 0], flags)
         coeff[c] = coeff[c][:, np.argmin(chi2_z[c][0])]
+    for c, penalty in luminosity_penalty(np.reshape(flux_row, (1, -1)), grids).items():
+        chi2_z[c] = chi2_z[c] + penalty
     best, best_i = float(np.sum(y**2)), 0
     for a, t in enumerate(grids.model["STAR"][0]):
         x = t[ok] * sw

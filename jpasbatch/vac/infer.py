@@ -82,10 +82,11 @@ class InferSpec(BaseModel):
         :mod:`jpasbatch.vac.baseline`): ``full`` grids, ``coarse`` (quick looks
         and tests) or ``none``.
     class_source
-        Where ``CLASS`` comes from. ``auto``: the classifier only when its run
-        folder's ``real_sky.json`` (written by ``jpasbatch real-check --record``)
-        shows it beating the template fit on real objects (macro F1), else the
-        template fit; ``classifier`` / ``template`` force one.
+        Where ``CLASS`` comes from: ``classifier``, ``template``, or ``combined``
+        (the classifier's probabilities as a prior on the template fit's). ``auto``:
+        the best of them by macro F1 on real objects as recorded in the
+        classifier's ``real_sky.json`` (``jpasbatch real-check --record``); the
+        template fit when there is no such record.
     keep_columns
         Input columns copied into the VAC (None: ``ID``, ``SOURCE_ID``,
         ``SPECNAME``, ``SOURCE``, ``RA``, ``DEC`` where present; see
@@ -108,7 +109,7 @@ class InferSpec(BaseModel):
     dask_address: str | None = None
     keep_columns: list[str] | None = None
     templates: Literal["full", "coarse", "none"] = "full"
-    class_source: Literal["auto", "classifier", "template"] = "auto"
+    class_source: Literal["auto", "classifier", "template", "combined"] = "auto"
 
     @model_validator(mode="after")
     def _something_to_run(self) -> InferSpec:
@@ -118,6 +119,8 @@ class InferSpec(BaseModel):
             raise ValueError("class_source 'classifier' needs a model")
         if self.class_source == "template" and self.templates == "none":
             raise ValueError("class_source 'template' needs the template fit")
+        if self.class_source == "combined" and (self.model is None or self.templates == "none"):
+            raise ValueError("class_source 'combined' needs a model and the template fit")
         return self
 
 
@@ -322,7 +325,7 @@ def _prepare_out(out: Path, resume: bool) -> None:
     (out / SUMMARY).unlink(missing_ok=True)  # a resumed run is unfinished until the end
 
 
-def class_source(spec: InferSpec) -> Literal["classifier", "template"]:
+def class_source(spec: InferSpec) -> Literal["classifier", "template", "combined"]:
     """Resolve ``spec.class_source`` (see :class:`InferSpec`)."""
     if spec.class_source != "auto":
         return spec.class_source
@@ -331,12 +334,12 @@ def class_source(spec: InferSpec) -> Literal["classifier", "template"]:
     if spec.templates == "none":
         return "classifier"
     record = _model_file(spec.model).parent / REAL_SKY
-    if record.exists():
-        figures = json.loads(record.read_text())
-        if figures["classifier"]["macro_f1"] > figures["template"]["macro_f1"]:
-            return "classifier"
-    # no evidence that the learned model transfers to real objects: the physics baseline
-    return "template"
+    if not record.exists():
+        # no evidence that the learned model transfers to real objects: the physics baseline
+        return "template"
+    figures = json.loads(record.read_text())
+    scored = {m: f["macro_f1"] for m, f in figures.items() if f.get("macro_f1") is not None}
+    return max(("template", "classifier", "combined"), key=lambda m: scored.get(m, -1.0))
 
 
 def _model_file(path: Path) -> Path:

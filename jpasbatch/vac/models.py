@@ -27,8 +27,14 @@ from jpasbatch.classify.metrics import entropy
 from jpasbatch.provenance import file_sha256
 from jpasbatch.vac import baseline
 
-#: Where ``CLASS`` comes from: the classifier, or the template fit.
-ClassSource = Literal["classifier", "template"]
+#: Where ``CLASS`` comes from: the classifier, the template fit, or the classifier
+#: as a prior on the template fit (:func:`jpasbatch.vac.baseline.combined_class`).
+ClassSource = Literal["classifier", "template", "combined"]
+_CLASS_COLUMN = {
+    "classifier": "CLASS_ANN",
+    "template": "CLASS_TEMPLATE",
+    "combined": "CLASS_COMBINED",
+}
 
 
 @dataclass
@@ -85,14 +91,20 @@ class ModelSet:
                 columns["ENTROPY"] = entropy(np.where(ref[:, None], p, 0.25)).astype(np.float32)
             columns["ENTROPY"][~ref] = np.nan
         if self.templates is not None:
-            cols, arr, _ = baseline.template_fit(flux, relerr, self.templates == "coarse")
+            # Galactic extinction where the catalogue gives it (an EBV column)
+            ebv = (
+                table["EBV"].to_numpy(zero_copy_only=False) if "EBV" in table.column_names else None
+            )
+            cols, arr, _ = baseline.template_fit(flux, relerr, self.templates == "coarse", ebv)
             columns |= cols
             arrays |= arr
             # without a learned photo-z the VAC's is the template fit's (provenance says so)
             columns["Z_PHOT"] = cols["Z_TEMPLATE"]
             columns["Z_PHOT_ERR"] = cols["Z_TEMPLATE_ERR"]
-        source = "CLASS_TEMPLATE" if self.class_source == "template" else "CLASS_ANN"
-        columns["CLASS"] = columns[source]
+        if self.class_source == "combined":
+            pt = np.column_stack([columns[f"P_TEMPLATE_{c}"] for c in CLASSES])
+            columns["CLASS_COMBINED"] = baseline.combined_class(p, pt)
+        columns["CLASS"] = columns[_CLASS_COLUMN[self.class_source]]
         if self.foundation is not None:
             # the foundation model keeps its own batch size: a classifier batch of 65536
             # objects x ~70 tokens x 1024 activations would need ~18 GB

@@ -14,6 +14,7 @@ from jpasbatch.templatefit import (
     fit_photometry,
 )
 from jpasbatch.templatefit import grids as G
+from jpasbatch.templatefit.kernel import luminosity_penalty
 from jpasbatch.templates import redrock_basis
 
 
@@ -80,11 +81,12 @@ def test_batched_solve_matches_lstsq(coarse):
     obs, err = _observe(flux, 20, seed=2)
     obs[1, 7] = np.nan  # one missing band too
     res = fit_photometry(obs, err, coarse, systematic=0.02)
+    prior = luminosity_penalty(obs, coarse)  # chi2_z is chi2 plus the luminosity prior
     for c in ("GALAXY", "QSO"):
         for n in range(4):
             for iz in (0, 11, 57, coarse.z[c].size - 1):
                 chi2, coef = _lstsq_chi2(coarse.model[c][iz], obs[n], err[n], 0.02)
-                got = res.chi2_z[c][n, iz]
+                got = res.chi2_z[c][n, iz] - prior[c][n, iz]
                 assert got == np.inf or got == pytest.approx(chi2, rel=1e-6, abs=1e-6)
             # coefficients at the best grid point
             ib = int(np.argmin(res.chi2_z[c][n]))
@@ -159,3 +161,59 @@ def test_few_bands_flagged(coarse):
     assert res.n_bands[0] == 8 and res.flags[0] & FLAG_BITS["FEW_BANDS"]
     cols = res.to_columns()
     assert set(cols) >= {"CHI2_STAR", "CLASS_TEMPLATE", "Z_TEMPLATE", "Z_TEMPLATE_ERR", "FLAGS"}
+
+
+def test_luminosity_prior_by_hand(coarse):
+    from astropy.cosmology import Planck18
+
+    from jpasbatch.photometry import SyntheticPhotometry
+
+    # an object of r = 19 (AB), flat in f_nu
+    sp = SyntheticPhotometry()
+    pivot = np.array([b.pivot_wavelength for b in sp.system])
+    flux = (3631e-23 * 10 ** (-0.4 * 19.0) * 2.99792458e18 / pivot**2)[None]
+    got = luminosity_penalty(flux, coarse)
+    for c, limit, sign in (("GALAXY", -24.0, -1), ("QSO", -20.5, 1)):
+        z = np.maximum(coarse.z[c], 1e-4)
+        m_abs = 19.0 - Planck18.distmod(z).value + 2.5 * np.log10(1 + z)
+        excess = np.clip(sign * (m_abs - limit), 0, None)
+        np.testing.assert_allclose(got[c][0], (excess / 0.5) ** 2, rtol=1e-6, atol=1e-9)
+    # a galaxy of r = 19 at z = 0.1 is allowed, at z = 1.5 it is not; a QSO at z = 0.01 is not
+    zg = coarse.z["GALAXY"]
+    assert got["GALAXY"][0, np.argmin(abs(zg - 0.1))] == 0
+    assert got["GALAXY"][0, np.argmin(abs(zg - 1.5))] > 4
+    assert got["QSO"][0, np.argmin(abs(coarse.z["QSO"] - 0.01))] > 100
+
+
+def test_class_probabilities_follow_the_bic(coarse):
+    rng = np.random.default_rng(4)
+    gal = coarse.model["GALAXY"]
+    flux = np.einsum("nk,kb->nb", rng.normal(1, 0.2, (6, 5)), gal[20]) + 0.2 * gal[20, 0]
+    obs, err = _observe(flux, 15, seed=5)
+    res = fit_photometry(obs, err, coarse)
+    p = res.class_probabilities()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    # by hand for the star and galaxy columns: exp(-BIC/2) ratios
+    logn = np.log(res.n_bands)
+    bic_s = res.chi2["STAR"] + 2 * logn
+    bic_g = res.chi2["GALAXY"] + 6 * logn
+    with np.errstate(over="ignore"):
+        np.testing.assert_allclose(p[:, 0] / p[:, 1], np.exp(-(bic_s - bic_g) / 2), rtol=1e-6)
+    assert (p.argmax(axis=1) == res.class_code).all()
+
+
+def test_galactic_extinction_is_undone(coarse):
+    from jpasbatch.filters import get_system
+
+    rng = np.random.default_rng(8)
+    gal = coarse.model["GALAXY"]
+    flux = np.einsum("nk,kb->nb", rng.normal(1, 0.2, (3, 5)), gal[40]) + 0.2 * gal[40, 0]
+    obs, err = _observe(flux, 25, seed=9)
+    kx = np.array([get_system("jpas")[b].extinction_coeff for b in coarse.bands])
+    dim = 10 ** (-0.4 * 0.3 * kx)  # E(B-V) = 0.3 dims the blue bands most
+    plain = fit_photometry(obs, err, coarse)
+    reddened = fit_photometry(obs * dim, err * dim, coarse, ebv=0.3)
+    np.testing.assert_allclose(reddened.chi2["GALAXY"], plain.chi2["GALAXY"], rtol=1e-8)
+    np.testing.assert_array_equal(reddened.class_code, plain.class_code)
+    ignored = fit_photometry(obs * dim, err * dim, coarse)
+    assert not np.allclose(ignored.chi2["GALAXY"], plain.chi2["GALAXY"], rtol=1e-3)
