@@ -17,7 +17,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "stop early (weighted F1) and calibrate (temperature scaling). The ANN committee "
         "runs on Ray Train with a checkpoint per epoch: rerun the same command (same --out "
         "and --name) after an interruption and it resumes from the last checkpoint. "
-        "Writes OUT/NAME/model.pt (or forest.joblib), history.csv and history.png.",
+        "Writes OUT/NAME/model.json + model.safetensors (or forest.json + forest.skops), "
+        "history.csv and history.png.",
     )
     p.add_argument("inputs", nargs="*", type=Path, help="MOCK-schema Parquet files or folders")
     p.add_argument("--spec", type=Path, help="a YAML job spec (TrainSpec fields); flags override")
@@ -32,7 +33,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
     p.add_argument("--weighting", choices=["column", "balanced", "none"])
     p.add_argument("--validation", nargs="+", type=Path, help="validation inputs")
-    p.add_argument("--init-from", type=Path, help="fine-tune this model.pt")
+    p.add_argument("--init-from", type=Path, help="fine-tune this model.json")
     p.add_argument("--workers", type=int, help="Ray Train workers (default 2)")
     p.add_argument("--gpu", action="store_true", help="one GPU per worker")
     p.add_argument("--no-ray", action="store_true", help="train in this process, without Ray")
@@ -81,7 +82,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         "22.5-23.6 and sliding 1-mag bins), QSO number estimates; reliability diagrams, "
         "F1 vs magnitude (with the miniJPAS paper's numbers) and entropy vs S/N.",
     )
-    p.add_argument("models", nargs="+", help="NAME=PATH (model.pt, forest.joblib or run folder)")
+    p.add_argument("models", nargs="+", help="NAME=PATH (model.json, forest.json or run folder)")
     p.add_argument("--test", nargs="+", type=Path, required=True, help="labelled MOCK-schema data")
     p.add_argument("--split", action="append", help="SPLIT values to use (default: test; 'all')")
     p.add_argument(

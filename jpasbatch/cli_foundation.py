@@ -19,7 +19,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "with weighted-MMD domain adaptation to an unlabelled observed catalogue "
         "(--observed, --external). Runs on Ray Train with a checkpoint per epoch: rerun "
         "the same command (same --out and --name) after an interruption and it resumes. "
-        "Writes OUT/NAME/model.pt, history.csv and history.png.",
+        "Writes OUT/NAME/model.json + model.safetensors, history.csv and history.png.",
     )
     p.add_argument("inputs", nargs="*", type=Path, help="MOCK_EXT Parquet files or folders")
     p.add_argument("--spec", type=Path, help="a YAML job spec (FoundationSpec fields)")
@@ -78,7 +78,7 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         "columns (P_<CLASS>, Z_PHOT, Z_PHOT_ERR, <PARAM>, <PARAM>_ERR, N_CONTEXT) with "
         "OBJECT_ID to Parquet, and the embeddings to an .npy file beside it.",
     )
-    p.add_argument("model", type=Path, help="model.pt")
+    p.add_argument("model", type=Path, help="model.json (or its run folder)")
     p.add_argument("table", type=Path, help="input Parquet file")
     p.add_argument("--out", required=True, type=Path, help="output Parquet file")
     p.add_argument("--external", nargs="+", type=Path, help="external photometry to join")
@@ -131,7 +131,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         "T1+T2+BB+M; T1+BB+M); with --truth, also the fine-tuning experiment. OJALA's "
         "numbers are shown beside. Writes OUT/report.html, metrics.json, headline.csv.",
     )
-    p.add_argument("models", nargs="+", help="LABEL=path/to/model.pt")
+    p.add_argument("models", nargs="+", help="LABEL=path/to/model.json")
     p.add_argument(
         "--test-dir",
         required=True,
@@ -151,7 +151,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     for item in args.models:
         label, sep, path = item.partition("=")
         if not sep:
-            raise InputError("models are given as LABEL=path/to/model.pt", path=item)
+            raise InputError("models are given as LABEL=path/to/model.json", path=item)
         models[label] = Path(path)
     tests = {p.stem: p for p in sorted(args.test_dir.glob("test_*.parquet"))}
     if not {"test_real", "test_synth"} <= set(tests):

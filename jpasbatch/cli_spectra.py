@@ -133,7 +133,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         description="Train on a labelled prepared-spectra folder (spectra-emulate output): "
         "the classifier, one redshift ensemble per extragalactic class and FNet, each a Ray "
         "Train run with a checkpoint per epoch. Rerun the same command to resume. Writes "
-        "OUT/NAME/model.pt, meta.json, history_*.csv and history.png.",
+        "OUT/NAME/model.json + model.safetensors, meta.json, history_*.csv and history.png.",
     )
     p.add_argument("data", nargs="?", type=Path, help="prepared-spectra folder with labels")
     p.add_argument("--spec", type=Path, help="YAML job spec (SpectraTrainSpec); flags override")

@@ -8,8 +8,10 @@ world size, ``prepare_model`` (DDP and device), ``get_checkpoint`` to resume and
 process and checkpoints to ``config["checkpoint_dir"]`` (how machines without
 Ray, such as the GPU nodes, run it). Ray is imported only on the Ray path.
 
-A loop's state is one dict saved as ``state.pt`` each epoch: whatever it needs
-to continue exactly where it stopped (weights, optimiser, epoch, history...).
+A loop's state is one dict saved each epoch: whatever it needs to continue
+exactly where it stopped (weights, optimiser, epoch, history...). Its tensors go
+to ``state.safetensors`` and the rest to ``state.json``
+(:func:`jpasbatch.modelio.save_tree`): no pickle, even for checkpoints.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from jpasbatch import atomic
+from jpasbatch import modelio
 
-STATE_FILE = "state.pt"
+#: The checkpoint's card (its tensors are in ``state.safetensors`` beside it).
+STATE_FILE = "state.json"
 
 
 def rank_world(config: dict) -> tuple[int, int]:
@@ -77,10 +80,10 @@ def load_state(config: dict) -> dict | None:
         if ckpt is None:
             return None
         with ckpt.as_directory() as d:
-            return torch.load(Path(d) / STATE_FILE, weights_only=False, map_location="cpu")
+            return modelio.load_tree(Path(d) / STATE_FILE)
     path = Path(config["checkpoint_dir"]) / STATE_FILE if config.get("checkpoint_dir") else None
     if path is not None and path.exists():
-        return torch.load(path, weights_only=False, map_location="cpu")
+        return modelio.load_tree(path)
     return None
 
 
@@ -88,8 +91,7 @@ def save_state(state: dict, metrics: dict, config: dict, rank: int) -> None:
     """Checkpoint ``state`` and report ``metrics`` (every rank must call it, every epoch)."""
     if not config.get("ray"):
         if config.get("checkpoint_dir"):
-            with atomic.replacing(Path(config["checkpoint_dir"]) / STATE_FILE) as tmp:
-                torch.save(state, tmp)
+            modelio.save_tree(Path(config["checkpoint_dir"]) / STATE_FILE, state)
         return
     import ray.train
 
@@ -98,7 +100,7 @@ def save_state(state: dict, metrics: dict, config: dict, rank: int) -> None:
         ray.train.report(metrics, checkpoint=None)
         return
     with tempfile.TemporaryDirectory() as d:
-        torch.save(state, Path(d) / STATE_FILE)
+        modelio.save_tree(Path(d) / STATE_FILE, state)
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
 
 
@@ -158,7 +160,7 @@ def fit(
     try:
         result = trainer.fit()
         with result.checkpoint.as_directory() as d:
-            return torch.load(Path(d) / STATE_FILE, weights_only=False, map_location="cpu")
+            return modelio.load_tree(Path(d) / STATE_FILE)
     finally:
         if started:  # a Ray we started holds memory the later stages of a job need
             ray_.shutdown()

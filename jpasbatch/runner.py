@@ -63,7 +63,7 @@ class Paths:
     def trained_model(self) -> Path:
         """What the train stage writes."""
         train = self.job.train
-        return self.runs / train.name / ("forest.joblib" if train.model == "forest" else "model.pt")
+        return self.runs / train.name / ("forest.json" if train.model == "forest" else "model.json")
 
     @property
     def model(self) -> Path:

@@ -44,13 +44,13 @@ def test_simulate_ingest_mocks_report(tmp_path, capsys):
     assert main([*args, "--epochs", "2", "--members", "2", "--batch-size", "256"]) == 0
     assert main(["train", str(mocks / "mocks"), "--out", str(runs), "--name", "rf",
                  "--model", "forest"]) == 0  # fmt: skip
-    models = [f"ann={runs / 'ann'}", f"rf={runs / 'rf' / 'forest.joblib'}"]
+    models = [f"ann={runs / 'ann'}", f"rf={runs / 'rf' / 'forest.json'}"]
     test_real = str(mocks / "test_real.parquet")
     assert main(["evaluate", *models, "--test", test_real, "--split", "all", "--out", str(ev)]) == 0
     assert "report:" in capsys.readouterr().out
     html = (ev / "report.html").read_text()
     assert "ann/report.html" in html and "rf/report.html" in html
     summary = pd.read_csv(ev / "summary.csv").set_index("model")
-    p, d, w = predict(load_model(runs / "rf" / "forest.joblib"), read_labelled([test_real]))
+    p, d, w = predict(load_model(runs / "rf" / "forest.json"), read_labelled([test_real]))
     expected = f1_score(d.y, p.argmax(1), average="weighted", labels=np.arange(4), sample_weight=w)
     assert abs(summary.loc["rf", "weighted_f1"] - expected) < 1e-9

@@ -72,7 +72,7 @@ def test_class_source_follows_the_real_sky_record(tmp_path):
 
     from jpasbatch.vac.infer import REAL_SKY, InferSpec, class_source
 
-    (tmp_path / "model.pt").write_bytes(b"")
+    (tmp_path / "model.json").write_bytes(b"")
     spec = InferSpec(catalogue=tmp_path, model=tmp_path)
     assert class_source(spec) == "template"  # no evidence: the physics baseline
     record = {"template": {"macro_f1": 0.78}, "classifier": {"macro_f1": 0.81}}

@@ -1,8 +1,10 @@
 """A trained classifier as a file: the committee, its feature scaling and temperature.
 
-``model.pt`` holds plain tensors and dicts (``torch.load(weights_only=False)``
-is only ever called on files this package wrote), so a model trained under Ray
-on a cluster loads on a laptop or a GPU machine without Ray.
+``model.safetensors`` holds the committee's weights and ``model.json`` its card
+(architecture, feature scaling, temperature, prior, training metadata; see
+:mod:`jpasbatch.modelio`): no pickle, so a model file from anywhere is safe to
+load, and a model trained under Ray on a cluster loads on a laptop or a GPU
+machine without Ray.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jpasbatch import atomic
+from jpasbatch import modelio
 from jpasbatch.classify.calibrate import apply_prior, apply_temperature
 from jpasbatch.classify.features import FeatureScaler
 from jpasbatch.classify.model import CommitteeMLP, committee_probabilities
+
+#: The model card's ``kind`` (it tells a classifier from other models named ``model``).
+KIND = "jpasbatch.classify.Classifier"
+_CARD_KEYS = ("hparams", "scaler", "temperature", "prior", "meta")
 
 
 class Classifier:
@@ -53,27 +59,25 @@ class Classifier:
         self.prior = prior
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        blob = {
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+        """Write ``NAME.safetensors`` + its card ``NAME.json``; returns the card's path."""
+        card = {
+            "kind": KIND,
             "hparams": self.model.hparams,
             "scaler": self.scaler.to_dict(),
             "temperature": self.temperature,
             "prior": self.prior,
             "meta": self.meta,
         }
-        with atomic.replacing(path) as tmp:
-            torch.save(blob, tmp)
-        return path
+        return modelio.save_model(path, self.model.state_dict(), card)
 
     @classmethod
     def load(cls, path: str | Path) -> Classifier:
-        blob = torch.load(path, weights_only=False, map_location="cpu")
-        model = CommitteeMLP(**blob["hparams"])
-        model.load_state_dict(blob["model"])
-        scaler = FeatureScaler(**blob["scaler"])
-        return cls(model, scaler, blob["temperature"], blob["meta"], blob.get("prior"))
+        """A classifier from its card, weights or name (:func:`~jpasbatch.modelio.model_paths`)."""
+        tensors, card = modelio.load_model(path, _CARD_KEYS, kind=KIND)
+        model = CommitteeMLP(**card["hparams"])
+        model.load_state_dict(tensors)
+        scaler = FeatureScaler.from_dict(card["scaler"])
+        return cls(model, scaler, card["temperature"], card["meta"], card["prior"])
 
     def select_members(self, members: list[int]) -> Classifier:
         """A classifier made of some members only (e.g. ``[0]``: a single network)."""

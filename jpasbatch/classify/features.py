@@ -88,6 +88,12 @@ class FeatureScaler:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureScaler:
+        """The inverse of :meth:`to_dict`, also after a JSON round trip (lists back to tuples)."""
+        seq = {k: None if d.get(k) is None else tuple(d[k]) for k in ("mean", "std")}
+        return cls(**(d | seq))
+
     def transform(self, flux: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Features (N, 59 or 60) as float32 and the mask of usable rows."""
         flux = np.asarray(flux, dtype=np.float64)

@@ -1,15 +1,30 @@
-"""The random-forest baseline on the same features as the ANN (scikit-learn)."""
+"""The random-forest baseline on the same features as the ANN (scikit-learn).
+
+Saved as ``forest.skops`` (the forest, through skops: no pickle) and
+``forest.json`` (its card: feature scaling, prior, training metadata and the
+SHA-256 of ``forest.skops``; see :mod:`jpasbatch.modelio`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import joblib
 import numpy as np
+import skops.io
 from sklearn.ensemble import RandomForestClassifier
 
+from jpasbatch import modelio
 from jpasbatch.classify.calibrate import apply_prior
 from jpasbatch.classify.features import FeatureScaler
+from jpasbatch.errors import InputError
+
+#: The model card's ``kind``.
+KIND = "jpasbatch.classify.ForestClassifier"
+SUFFIX = ".skops"
+#: What skops reports untrusted in a fitted RandomForestClassifier
+#: (``skops.io.get_untrusted_types``): the trees' array-backed nodes, nothing else.
+#: Any other type in a file (a function, an arbitrary class) is refused.
+TRUSTED = ["sklearn.tree._tree.Tree"]
 
 
 class ForestClassifier:
@@ -64,20 +79,24 @@ class ForestClassifier:
         return p, ok
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump(
-            {
-                "forest": self.forest,
-                "scaler": self.scaler.to_dict(),
-                "meta": self.meta,
-                "prior": self.prior,
-            },
-            path,
-        )
-        return path
+        """Write ``NAME.skops`` + ``NAME.json``; returns the card's path."""
+        card = {
+            "kind": KIND,
+            "scaler": self.scaler.to_dict(),
+            "meta": self.meta,
+            "prior": self.prior,
+        }
+        return modelio.save_bytes(path, skops.io.dumps(self.forest), card, SUFFIX)
 
     @classmethod
     def load(cls, path: str | Path) -> ForestClassifier:
-        blob = joblib.load(path)
-        return cls(blob["forest"], FeatureScaler(**blob["scaler"]), blob["meta"], blob.get("prior"))
+        """A forest from its card, ``.skops`` file or name."""
+        data, card = modelio.load_bytes(path, ("scaler", "meta", "prior"), KIND, SUFFIX)
+        weights, _ = modelio.model_paths(path, SUFFIX)
+        try:
+            forest = skops.io.loads(data, trusted=TRUSTED)
+        except Exception as e:  # skops raises many kinds on a bad file; all mean the same
+            raise InputError(f"not a loadable skops random forest ({e})", path=weights) from e
+        if not isinstance(forest, RandomForestClassifier):
+            raise InputError(f"holds a {type(forest).__name__}, not a forest", path=weights)
+        return cls(forest, FeatureScaler.from_dict(card["scaler"]), card["meta"], card["prior"])

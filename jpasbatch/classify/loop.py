@@ -5,7 +5,7 @@ the few Ray calls live in :mod:`jpasbatch.raytrain`, so without ``config["ray"]`
 the same function trains in this process (how the GPU machines, which have no
 Ray, run it).
 
-State saved every epoch (``state.pt``): model, optimiser, epoch, the best
+State saved every epoch (``state.safetensors`` + ``state.json``): model, optimiser, epoch, the best
 validation weighted F1 with its weights, the early-stopping counter and the
 history, so a resumed run continues exactly where the last checkpoint was.
 """
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from jpasbatch.classify.classifier import Classifier
 from jpasbatch.classify.data import read_labelled, training_weights
 from jpasbatch.classify.features import FeatureScaler
 from jpasbatch.classify.metrics import confusion_matrix, weighted_f1
@@ -39,7 +40,7 @@ DEFAULTS: dict = {
     "seed": 0,
     "weighting": "column",  # column: the mocks' WEIGHT; balanced: 1/N_class; none
     "prior": None,  # pi_natural / pi_training per class, for validation F1
-    "init_from": None,  # a saved classifier (model.pt) to start from: fine-tuning
+    "init_from": None,  # a saved classifier (model.json) to start from: fine-tuning
     "checkpoint_dir": None,
     "device": "cpu",
     "ray": False,
@@ -62,7 +63,7 @@ def train_loop_per_worker(config: dict) -> dict | None:
 
     model = CommitteeMLP(scaler.n_features, seed=cfg["seed"], **cfg["model"])
     if cfg["init_from"] is not None:
-        model.load_state_dict(torch.load(cfg["init_from"], weights_only=False)["model"])
+        model.load_state_dict(Classifier.load(cfg["init_from"]).model.state_dict())
     state = load_state(cfg)
     if state is not None:
         model.load_state_dict(state["model"])

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jpasbatch.catalog.schemas import CLASSES
 from jpasbatch.classify.data import read_labelled
-from jpasbatch.classify.evaluate import PAPER_F1, load_model, predict, report_model
+from jpasbatch.classify.evaluate import MODEL_CARDS, PAPER_F1, load_model, predict, report_model
 from jpasbatch.classify.metrics import evaluate, summary
 from jpasbatch.classify.ssda import labelled_observed
 from jpasbatch.classify.train import TrainSpec, train
@@ -75,7 +75,7 @@ def run_study(spec: StudySpec) -> dict[str, pd.DataFrame]:
 
     def fit(name: str, inputs, **kw) -> Path:
         # a rerun keeps the models already trained (delete runs/NAME to retrain one)
-        done = [runs / name / f for f in ("model.pt", "forest.joblib")]
+        done = [runs / name / f for f in MODEL_CARDS]
         if any(p.exists() for p in done):
             return next(p for p in done if p.exists())
         return train(TrainSpec(train=inputs, out=runs, name=name, **(common | kw)))

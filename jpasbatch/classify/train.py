@@ -6,7 +6,8 @@ from ``FailureConfig``, and a rerun with the same ``out`` / ``name`` resumes
 from the last checkpoint), or through the same loop in this process
 (``ray=False``: machines without Ray). The random forest trains in process.
 Afterwards the best epoch's weights are calibrated by temperature scaling on
-the validation split and saved to ``out/name/model.pt`` (``forest.joblib``).
+the validation split and saved to ``out/name/model.json`` + ``model.safetensors``
+(``forest.json`` + ``forest.skops``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class TrainSpec(BaseModel):
     validation
         Other inputs for the validation split (default: ``train``'s).
     out, name
-        Run folder ``out/name``: Ray's checkpoints, ``model.pt``, ``history.csv``.
+        Run folder ``out/name``: Ray's checkpoints, ``model.json`` +
+        ``model.safetensors``, ``history.csv``.
     model
         ``ann`` (the committee) or ``forest`` (the baseline).
     features
@@ -58,7 +60,7 @@ class TrainSpec(BaseModel):
         Training sample weights: the mocks' ``WEIGHT`` column, ``balanced``
         (1 / class count) or ``none``.
     init_from
-        A saved ``model.pt`` to fine-tune (its features and architecture are kept).
+        A saved ``model.json`` to fine-tune (its features and architecture are kept).
     workers, use_gpu, max_failures, ray, ray_address
         Ray Train resources: workers (one CPU each, or one GPU each with
         ``use_gpu``), retries of a failed run, whether to use Ray at all, and
@@ -157,7 +159,7 @@ def train(spec: TrainSpec) -> Path:
     clf.meta = meta
     pd.DataFrame(state["history"]).to_csv(run / "history.csv", index=False)
     _plot_history(state["history"], run / "history.png")
-    return clf.save(run / "model.pt")
+    return clf.save(run / "model.json")
 
 
 def _training_columns(
@@ -213,7 +215,7 @@ def _train_forest(spec: TrainSpec, prior: list[float] | None) -> Path:
     )
     forest.prior = prior
     forest.meta = {"spec": json.loads(spec.model_dump_json())}
-    return forest.save(spec.run_dir / "forest.joblib")
+    return forest.save(spec.run_dir / "forest.json")
 
 
 def _plot_history(history: list[dict], path: Path) -> None:

@@ -13,7 +13,7 @@ validation split gives the masked-objective loss (fixed masks, so epochs
 compare), the weighted F1 of the class and the galaxy photo-z sigma_NMAD from
 the full observational context; the best epoch by validation loss is kept.
 
-State saved every epoch (``state.pt``): model (with the reweighting MLP),
+State saved every epoch (``state.safetensors`` + ``state.json``): model (with the reweighting MLP),
 optimiser, epoch, best epoch and its weights, early-stopping counter, history.
 """
 

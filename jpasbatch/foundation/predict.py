@@ -21,16 +21,15 @@ cost). Rows with no context token get NaN everywhere.
 from __future__ import annotations
 
 import copy
-import hashlib
-import io
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import torch
 
-from jpasbatch import atomic
+from jpasbatch import modelio
 from jpasbatch.catalog.schemas import CLASSES, PHYSICAL_LABELS
+from jpasbatch.errors import InputError
 from jpasbatch.foundation.masking import label_mask
 from jpasbatch.foundation.model import FoundationModel, split_outputs
 from jpasbatch.foundation.tokens import (
@@ -42,6 +41,8 @@ from jpasbatch.foundation.tokens import (
     token_index,
 )
 
+#: The model card's ``kind``.
+KIND = "jpasbatch.foundation.FoundationPredictor"
 #: The label tokens queried at inference, in output order.
 QUERY_TOKENS = ("CLASS", "Z", *PHYSICAL_LABELS)
 _LN10 = np.log(10.0)
@@ -148,44 +149,39 @@ class FoundationPredictor:
         self._cast: dict = {}  # (dtype, device) -> a converted copy of the model
 
     # -------------------------------------------------------------- persistence
-    def _payload(self) -> dict:
-        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        return {
-            "model": state,
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``NAME.safetensors`` + its card ``NAME.json``; returns the card's path."""
+        card = {
+            "kind": KIND,
             "hparams": self.model.hparams,
             "norm": self.norm.to_dict(),
             "vocabulary": list(names()),
             "meta": self.meta,
         }
-
-    def save(self, path: str | Path) -> Path:
-        """Write ``model.pt`` atomically; returns its path."""
-        path = Path(path)
-        with atomic.replacing(path) as tmp:
-            torch.save(self._payload(), tmp)
-        self._checksum = hashlib.sha256(path.read_bytes()).hexdigest()
+        path = modelio.save_model(path, self._tensors(), card)
+        self._checksum = modelio.read_card(path)["weights"]["sha256"]
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> FoundationPredictor:
-        """A predictor from a saved ``model.pt`` (no Ray needed)."""
-        data = Path(path).read_bytes()
-        payload = torch.load(io.BytesIO(data), weights_only=False, map_location="cpu")
-        if tuple(payload["vocabulary"]) != names():
-            raise ValueError(f"{path}: saved with another token vocabulary")
-        model = FoundationModel(**payload["hparams"])
-        model.load_state_dict(payload["model"])
-        pred = cls(model, TokenNorm.from_dict(payload["norm"]), payload.get("meta"))
-        pred._checksum = hashlib.sha256(data).hexdigest()
+        """A predictor from a saved model's card, weights or name (no Ray needed)."""
+        tensors, card = modelio.load_model(path, ("hparams", "norm", "vocabulary", "meta"), KIND)
+        if tuple(card["vocabulary"]) != names():
+            raise InputError("saved with another token vocabulary", path=path)
+        model = FoundationModel(**card["hparams"])
+        model.load_state_dict(tensors)
+        pred = cls(model, TokenNorm.from_dict(card["norm"]), card["meta"])
+        pred._checksum = card["weights"]["sha256"]
         return pred
 
     @property
     def checksum(self) -> str:
-        """SHA-256 of the saved model file (of the serialised weights if never saved)."""
+        """SHA-256 of the saved weights file (of their serialisation if never saved)."""
         if self._checksum is None:
-            buf = io.BytesIO()
-            torch.save(self._payload(), buf)
-            self._checksum = hashlib.sha256(buf.getvalue()).hexdigest()
+            self._checksum = modelio.sha256(modelio.weights_bytes(self._tensors()))
         return self._checksum
 
     # ---------------------------------------------------------------- inference

@@ -171,7 +171,7 @@ def evaluation_report(
     Parameters
     ----------
     models
-        Label -> ``model.pt``.
+        Label -> saved model (``model.json``, or its run folder).
     test_sets
         ``test_real`` / ``test_synth`` -> ``MOCK_EXT`` Parquet files.
     out

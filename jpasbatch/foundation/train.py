@@ -6,8 +6,8 @@ number of CPU or GPU workers, a checkpoint per epoch, retries from
 last checkpoint), or through the same loop in this process (``ray=False``).
 The driver fits what every worker must share (token standardisation and token
 frequencies) on a sample of the training split, and afterwards saves the best
-epoch's weights as ``out/name/model.pt`` (:class:`FoundationPredictor`), with
-``history.csv`` / ``history.png``.
+epoch's weights as ``out/name/model.safetensors`` with its card ``model.json``
+(:class:`FoundationPredictor`), and ``history.csv`` / ``history.png``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class FoundationSpec(BaseModel):
         external photometry folders (joined on ``OBJECT_ID``), and held-out
         test sets whose objects are left out of it.
     out, name
-        Run folder ``out/name``: Ray's checkpoints, ``model.pt``, ``history.csv``.
+        Run folder ``out/name``: Ray's checkpoints, ``model.json`` +
+        ``model.safetensors``, ``history.csv``.
     d_model, n_heads, enc_layers, enc_ffn, dec_layers, dec_ffn, dropout
         Architecture (default: OJALA's, ~2.7 M parameters).
     lr, weight_decay, warmup_steps, batch_size, steps_per_epoch, epochs, patience
@@ -153,7 +154,7 @@ def fit_norm(spec: FoundationSpec, sample: int = 100_000) -> tuple[TokenNorm, np
 
 
 def train(spec: FoundationSpec) -> Path:
-    """Train as ``spec`` says; returns the saved ``model.pt``."""
+    """Train as ``spec`` says; returns the saved model's card (``model.json``)."""
     if spec.mmd and not spec.observed:
         raise ValueError("domain adaptation (mmd) needs the observed catalogue (observed=...)")
     run = spec.run_dir
@@ -197,7 +198,7 @@ def train(spec: FoundationSpec) -> Path:
     }
     pd.DataFrame(state["history"]).to_csv(run / "history.csv", index=False)
     _plot_history(state["history"], run / "history.png")
-    return FoundationPredictor(model, norm, meta).save(run / "model.pt")
+    return FoundationPredictor(model, norm, meta).save(run / "model.json")
 
 
 def _plot_history(history: list[dict], path: Path) -> None:

@@ -43,7 +43,7 @@ from jpasbatch.spectra.grid import LogGrid, network_input
 from jpasbatch.spectra.instrument import C_KMS
 from jpasbatch.spectra.loop import build_model
 from jpasbatch.spectra.readers import ReadOptions
-from jpasbatch.spectra.train import MODEL_FILE
+from jpasbatch.spectra.train import MODEL_FILE, load_model
 
 
 class SpectraModel:
@@ -52,7 +52,8 @@ class SpectraModel:
     Parameters
     ----------
     saved
-        The dict :func:`jpasbatch.spectra.train.train` writes to ``model.pt``.
+        The dict :func:`jpasbatch.spectra.train.train` saves (see
+        :func:`~jpasbatch.spectra.train.load_model`).
     """
 
     def __init__(self, saved: dict, device: str = "cpu") -> None:
@@ -76,12 +77,12 @@ class SpectraModel:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> SpectraModel:
-        """Load a model folder (or its ``model.pt``)."""
+        """Load a model folder (or its ``model.json`` / ``model.safetensors``)."""
         path = Path(path)
         file = path / MODEL_FILE if path.is_dir() else path
         if not file.exists():
-            raise InputError("no trained spectral model here (model.pt missing)", path=path)
-        return cls(torch.load(file, weights_only=False, map_location="cpu"), device)
+            raise InputError(f"no trained spectral model here ({MODEL_FILE} missing)", path=path)
+        return cls(load_model(file), device)
 
     # ------------------------------------------------------------------ kernels
     @property

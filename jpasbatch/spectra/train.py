@@ -8,9 +8,12 @@ labels (emulated spectra, or prepared survey spectra with ``CLASS``, ``Z`` and
 the same spec after an interruption and finished parts are loaded, the
 interrupted one resumes from its last checkpoint.
 
-The model folder ``out/name`` gets ``model.pt`` (every network's weights and
-hyper-parameters, the classes, the grid, the regressors' validation MAE for
-the robust flag), ``meta.json``, and ``history_<part>.csv`` / ``history.png``.
+The model folder ``out/name`` gets ``model.safetensors`` (every network's
+weights, as ``<part>.<parameter>``) and ``model.json`` (its card: each part's
+task and hyper-parameters, the classes, the grid, the regressors' validation
+MAE for the robust flag; see :mod:`jpasbatch.modelio`), ``meta.json``, and
+``history_<part>.csv`` / ``history.png``. A finished part's final state is
+kept as ``<part>/final.safetensors`` + ``final.json``.
 """
 
 from __future__ import annotations
@@ -19,16 +22,20 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from jpasbatch import atomic
+from jpasbatch import modelio
 from jpasbatch.raytrain import fit
 from jpasbatch.spectra.emulate import CLASSES
 from jpasbatch.spectra.loop import train_loop_per_worker
 from jpasbatch.spectra.store import SpectraStore
 
-MODEL_FILE = "model.pt"
+#: The model folder's card (the weights are ``model.safetensors`` beside it).
+MODEL_FILE = "model.json"
+#: The model card's ``kind``.
+KIND = "jpasbatch.spectra.SpectraModel"
+#: A finished part's final state (its card), in the part's run folder.
+FINAL_FILE = "final.json"
 
 
 class SpectraTrainSpec(BaseModel):
@@ -166,10 +173,10 @@ def _parts(spec: SpectraTrainSpec) -> dict[str, dict]:
 
 def _finished(run: Path, config: dict) -> dict | None:
     """The saved final state of a part that already ran to its end, else None."""
-    path = run / "final.pt"
+    path = run / FINAL_FILE
     if not path.exists():
         return None
-    state = torch.load(path, weights_only=False, map_location="cpu")
+    state = modelio.load_tree(path)
     return state if state.get("config") == config else None
 
 
@@ -204,7 +211,7 @@ def train(spec: SpectraTrainSpec, progress: bool = True) -> Path:
                 k: state[k]
                 for k in ("best_model", "hparams", "history", "best", "best_epoch", "epoch")
             } | {"config": config}
-            torch.save(state, run / part / "final.pt")
+            modelio.save_tree(run / part / FINAL_FILE, state)
         saved["parts"][part] = {
             "task": config["task"],
             "target_class": config.get("target_class"),
@@ -219,13 +226,41 @@ def train(spec: SpectraTrainSpec, progress: bool = True) -> Path:
         pd.DataFrame(state["history"]).to_csv(run / f"history_{part}.csv", index=False)
     saved["grid"] = SpectraStore(spec.data).grid.to_dict()
     saved["spec"] = json.loads(spec.model_dump_json())
-    with atomic.replacing(run / MODEL_FILE) as tmp:
-        torch.save(saved, tmp)
+    save_model(run / MODEL_FILE, saved)
     (run / "meta.json").write_text(
         json.dumps({"val": saved["val"], "spec": saved["spec"]}, indent=2, default=str)
     )
     _plot_history(run)
     return run
+
+
+def save_model(path: Path, saved: dict) -> Path:
+    """Write the model dict :func:`train` builds as ``model.safetensors`` + ``model.json``.
+
+    The parts' weights go to the safetensors file as ``<part>.<parameter>``;
+    everything else is the card.
+    """
+    tensors = {
+        f"{part}.{k}": v for part, p in saved["parts"].items() for k, v in p["state_dict"].items()
+    }
+    parts = {
+        part: {k: v for k, v in p.items() if k != "state_dict"}
+        for part, p in saved["parts"].items()
+    }
+    card = {"kind": KIND} | saved | {"parts": parts}
+    return modelio.save_model(path, tensors, card)
+
+
+def load_model(path: str | Path) -> dict:
+    """The model dict :func:`save_model` wrote (each part's ``state_dict`` back in place)."""
+    tensors, card = modelio.load_model(path, ("classes", "parts", "val", "grid"), KIND)
+    saved = {k: v for k, v in card.items() if k not in ("kind", "weights")}
+    for part, p in saved["parts"].items():
+        prefix = f"{part}."
+        p["state_dict"] = {
+            k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)
+        }
+    return saved
 
 
 def _plot_history(run: Path) -> None:
@@ -246,4 +281,4 @@ def _plot_history(run: Path) -> None:
     fig.savefig(run / "history.png", dpi=90)
 
 
-__all__ = ["MODEL_FILE", "SpectraTrainSpec", "train"]
+__all__ = ["MODEL_FILE", "SpectraTrainSpec", "load_model", "save_model", "train"]

@@ -56,8 +56,8 @@ class InferSpec(BaseModel):
         Ingested HATS catalogue, Parquet file or folder, or a ``jpasbatch
         photometry`` output.
     model
-        The classifier: a ``jpasbatch train`` run folder, ``model.pt`` or
-        ``forest.joblib``; None for a VAC of the template fit alone.
+        The classifier: a ``jpasbatch train`` run folder, ``model.json`` or
+        ``forest.json``; None for a VAC of the template fit alone.
     foundation
         Optional foundation model (photo-z, physical parameters, embeddings).
     out

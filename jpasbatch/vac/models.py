@@ -1,7 +1,7 @@
 """The models a VAC is made with, loaded once per process, and their output columns.
 
 A :class:`ModelSet` holds the star / galaxy / QSO classifier (ANN committee
-``model.pt`` or random forest ``forest.joblib``), optionally the foundation
+``model.json`` or random forest ``forest.json``), optionally the foundation
 model (photo-z, physical parameters, embeddings), and the template fit
 (:mod:`jpasbatch.vac.baseline`, on by default). Dask workers
 call :func:`load_models` for every partition; the cache makes that a load per

@@ -12,6 +12,7 @@ from jpasbatch.classify.data import read_labelled
 from jpasbatch.classify.features import FeatureScaler
 from jpasbatch.classify.loop import train_loop_per_worker
 from jpasbatch.classify.train import TrainSpec, train
+from jpasbatch.modelio import load_tree
 from jpasbatch.raytrain import STATE_FILE
 
 SMALL = {"members": 3, "hidden": 32, "layers": 3, "dropout": 0.15, "max_norm": 2.0}
@@ -52,8 +53,7 @@ def test_resume_continues_from_the_checkpoint(toy_mocks, tmp_path):
     assert [m["epoch"] for m in resumed["history"]] == [1, 2, 3, 4]
     # the first two epochs are the checkpoint's, not re-run
     assert (
-        resumed["history"][:2]
-        == torch.load(tmp_path / "cut" / "ckpt" / STATE_FILE, weights_only=False)["history"][:2]
+        resumed["history"][:2] == load_tree(tmp_path / "cut" / "ckpt" / STATE_FILE)["history"][:2]
     )
     # per-epoch seeds: the resumed run ends exactly where the uninterrupted one does
     for key in full["model"]:

@@ -45,7 +45,7 @@ def test_ray_train_run_with_domain_adaptation(ray_session, mock_dir, observed_ti
     history = pd.read_csv(tmp_path / "ray" / "history.csv")
     assert list(history["workers"]) == [2, 2] and list(history["epoch"]) == [1, 2]
     assert (history["mmd2"] > 0).all() and history["ess_frac"].between(0, 1).all()
-    assert len(list((tmp_path / "ray").glob("checkpoint_*/state.pt"))) >= 1
+    assert len(list((tmp_path / "ray").glob("checkpoint_*/state.json"))) >= 1
     pred = FoundationPredictor.load(path)
     assert pred.meta["epochs_run"] == 2 and pred.meta["parameters"] > 0
     # rerun with more epochs: Ray Train resumes from the last checkpoint
@@ -80,7 +80,7 @@ def test_predictor_on_an_observed_schema_table(predictor, observed_tile, tmp_pat
     t1, _ = predictor.predict(joined(cat, ext), "T1+broad+morph")
     assert t1["N_CONTEXT"].max() <= 13 + 6 + 2
     # the checksum is the saved file's and survives a reload
-    path = predictor.save(tmp_path / "model.pt")
+    path = predictor.save(tmp_path / "model.json")
     assert FoundationPredictor.load(path).checksum == predictor.checksum
     # bf16 agrees with float32 on the class and roughly on the redshift
     low, _ = predictor.predict(cat, dtype="bfloat16")
@@ -119,7 +119,7 @@ def test_cli_predict_and_evaluation_report(predictor, mock_dir, observed_tile, t
 
     from jpasbatch.cli import main
 
-    model = predictor.save(tmp_path / "model.pt")
+    model = predictor.save(tmp_path / "model.json")
     root = observed_tile["root"]
     out = tmp_path / "pred.parquet"
     args = ["foundation-predict", str(model), str(root / "catalogue.parquet"), "--out", str(out),
@@ -171,8 +171,8 @@ def test_vac_with_the_foundation_model(predictor, observed_tile, client, tmp_pat
     pq.write_table(cat, tmp_path / "cat.parquet", row_group_size=cat.num_rows // 3 + 1)
     spec = InferSpec(
         catalogue=tmp_path / "cat.parquet",
-        model=committee.save(tmp_path / "committee.pt"),
-        foundation=predictor.save(tmp_path / "foundation.pt"),
+        model=committee.save(tmp_path / "committee.json"),
+        foundation=predictor.save(tmp_path / "foundation.json"),
         out=tmp_path / "vac",
         rows_per_partition=cat.num_rows // 3 + 1,
     )

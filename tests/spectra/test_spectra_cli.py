@@ -18,7 +18,7 @@ def test_cli_train_predict_evaluate(tiny_emulated, sdss_files, tmp_path, tiny, c
     runs = tmp_path / "runs"
     assert main(["spectra-train", "--spec", str(spec), "--out", str(runs), "--no-ray"]) == 0
     model = runs / "spectra"
-    assert (model / "model.pt").exists()
+    assert (model / "model.json").exists()
 
     out = tmp_path / "pred.parquet"
     files = [str(p) for p in sdss_files]

@@ -41,7 +41,7 @@ def test_loop_resumes_exactly_where_it_stopped(tiny_emulated, tmp_path):
 def test_train_without_ray_saves_a_model_that_predicts(tiny_emulated, tmp_path, tiny):
     spec = SpectraTrainSpec(data=tiny_emulated, out=tmp_path, name="m", ray=False, **tiny)
     run = train(spec, progress=False)
-    assert (run / "model.pt").exists() and (run / "history.png").exists()
+    assert (run / "model.json").exists() and (run / "history.png").exists()
     for part in ("classifier", "z_galaxy", "z_qso", "fnet"):
         assert len(pd.read_csv(run / f"history_{part}.csv")) == (
             tiny["fnet_epochs"] if part == "fnet" else tiny["epochs"]
@@ -65,9 +65,9 @@ def test_train_without_ray_saves_a_model_that_predicts(tiny_emulated, tmp_path, 
     num = pred.select_dtypes("number").columns
     assert np.allclose(naive[num].to_numpy(float), pred[num].to_numpy(float), atol=1e-4)
     # a rerun finds every part finished and only reassembles the model
-    mtime = (run / "z_qso" / "final.pt").stat().st_mtime_ns
+    mtime = (run / "z_qso" / "final.json").stat().st_mtime_ns
     train(spec, progress=False)
-    assert (run / "z_qso" / "final.pt").stat().st_mtime_ns == mtime
+    assert (run / "z_qso" / "final.json").stat().st_mtime_ns == mtime
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

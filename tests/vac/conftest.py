@@ -39,7 +39,7 @@ def committee(tmp_path_factory):
     scaler = FeatureScaler.fit(flux.astype(float))
     model = CommitteeMLP(scaler.n_features, members=3, hidden=32, layers=2, seed=5)
     clf = Classifier(model, scaler, temperature=1.3, prior=[0.5, 2.0, 0.3, 0.2])
-    return clf.save(tmp_path_factory.mktemp("model") / "model.pt")
+    return clf.save(tmp_path_factory.mktemp("model") / "model.json")
 
 
 @pytest.fixture(scope="session")

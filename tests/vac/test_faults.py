@@ -34,7 +34,7 @@ def workload(tmp_path_factory):
     table = random_catalogue(120_000, seed=21)
     pq.write_table(table, d / "cat.parquet", row_group_size=3000)
     scaler = FeatureScaler.fit(photometry_arrays(table.slice(0, 5000))[0].astype(float))
-    model = Classifier(CommitteeMLP(scaler.n_features, seed=2), scaler).save(d / "model.pt")
+    model = Classifier(CommitteeMLP(scaler.n_features, seed=2), scaler).save(d / "model.json")
     return d / "cat.parquet", model
 
 

@@ -107,7 +107,7 @@ def test_resume_skips_finished_partitions_and_gives_the_same_vac(
     for a, b in zip(files, sorted((out / "dataset").rglob("Npix=*.parquet")), strict=True):
         assert pq.read_table(a).equals(pq.read_table(b))
     # resuming with another model would mix two runs in one VAC: refused
-    other = tmp_path / "other.pt"
+    other = tmp_path / "other.json"
     shutil.copy(committee, other)
     with open(other, "ab") as fh:
         fh.write(b"\0")  # a different checksum

@@ -119,7 +119,7 @@ def test_foundation_model_keeps_its_own_batch_size(committee, catalogue_file, tm
     fm = FoundationPredictor(
         FoundationModel(**tiny, dec_ffn=32), TokenNorm.fit(encode_table(table))
     )
-    path = fm.save(tmp_path / "fm.pt")
+    path = fm.save(tmp_path / "fm.json")
     models = load_models(committee, path)
     seen: list[int] = []
     models.foundation.model.register_forward_pre_hook(lambda m, a: seen.append(len(a[1])))

@@ -41,7 +41,7 @@ class VacStage(Stage):
             from jpasbatch.vac.models import load_models
 
             sample = photometry_arrays(random_catalogue(20_000, seed=99))[0].astype(float)
-            path = committee_classifier(sample, seed=1).save(ctx.tmp / "model.pt")
+            path = committee_classifier(sample, seed=1).save(ctx.tmp / "model.json")
             ctx.cache["model"] = (path, load_models(path))
         return ctx.cache["model"]
 
