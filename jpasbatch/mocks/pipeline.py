@@ -293,7 +293,7 @@ def make_mocks(
             )
         obs = read_observed(observed)
         embedder = FluxEmbedder().fit(obs[0], epochs=config.embed_epochs, seed=config.seed)
-        embedder.save(out / "_embedder.pt")
+        embedder.save(out / "_embedder")
     n_parts = -(-config.n_objects // config.partition_rows)
     with dask_client(client, address=address, n_workers=n_workers) as c:
         shared = c.scatter([obs, embedder], broadcast=True) if obs is not None else [None, None]

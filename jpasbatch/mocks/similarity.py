@@ -21,9 +21,13 @@ from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 from torch import nn
 
+from jpasbatch import modelio
 from jpasbatch.catalog.schemas import BANDS
 from jpasbatch.filters import jpas
 from jpasbatch.photometry import flux_to_ab
+
+#: The model card's ``kind``.
+_KIND = "jpasbatch.mocks.FluxEmbedder"
 
 
 def _mlp(widths: list[int]) -> nn.Sequential:
@@ -159,17 +163,18 @@ class FluxEmbedder(nn.Module):
             z = [self(xb, vb)[0] for xb, vb in parts]
         return torch.cat(z).numpy() if z else np.empty((0, self.config["embed_dim"]), np.float32)
 
-    def save(self, path: str | Path) -> None:
-        """Write the configuration and ``state_dict`` to ``path``."""
-        torch.save({"config": self.config, "state_dict": self.state_dict()}, path)
+    def save(self, path: str | Path) -> Path:
+        """Write ``NAME.safetensors`` + the card ``NAME.json`` (:mod:`jpasbatch.modelio`)."""
+        card = {"kind": _KIND, "config": self.config}
+        return modelio.save_model(path, self.state_dict(), card)
 
     @classmethod
     def load(cls, path: str | Path) -> FluxEmbedder:
-        """Read a model written by :meth:`save` (tensors only, no pickled code)."""
-        blob = torch.load(path, weights_only=True)
-        cfg = dict(blob["config"])
+        """Read a model written by :meth:`save` (no pickle: safetensors and JSON)."""
+        tensors, card = modelio.load_model(path, ("config",), kind=_KIND)
+        cfg = dict(card["config"])
         model = cls(**{**cfg, "hidden": tuple(cfg["hidden"])})
-        model.load_state_dict(blob["state_dict"])
+        model.load_state_dict(tensors)
         return model.eval()
 
 

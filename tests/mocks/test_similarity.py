@@ -149,6 +149,6 @@ def test_deterministic_for_a_seed(observed, embedder, tmp_path):
     r2 = assign_errors(mock, obs, relerr, embedder, np.random.default_rng(9))
     for x, y in zip(r1, r2, strict=True):
         np.testing.assert_array_equal(x, y)
-    embedder.save(tmp_path / "emb.pt")
-    loaded = FluxEmbedder.load(tmp_path / "emb.pt")
+    card = embedder.save(tmp_path / "emb")
+    loaded = FluxEmbedder.load(card)
     np.testing.assert_array_equal(loaded.embed(obs[:100]), embedder.embed(obs[:100]))
