@@ -10,6 +10,7 @@ where they are chosen: dask-jobqueue in :mod:`jpasbatch.engines`, dask-cuda in
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 
@@ -59,3 +60,28 @@ def gather(futures: list, progress: bool, what: str) -> list:
         bar.update()
     bar.close()
     return [results[f.key] for f in futures]
+
+
+#: glibc ``mallopt`` parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+@functools.cache
+def tune_allocator(mmap_threshold: int = 64 << 20) -> bool:
+    """Let glibc keep large temporaries in the heap (once per process; Linux only).
+
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_`` set, which also
+    freezes glibc's mmap threshold at 128 KiB: every array above that is then
+    mmapped and unmapped on each use, and the template fit's per-chunk
+    temporaries are page-faulted anew every time (measured: 1,560 objects/s in
+    such a process, 4,430 with this call, 2,680 with glibc's defaults). Returns
+    whether the allocator was tuned (False where there is no glibc).
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    ok = libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold) == 1
+    return ok and libc.mallopt(_M_TRIM_THRESHOLD, 2 * mmap_threshold) == 1

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from jpasbatch import atomic
 from jpasbatch.catalog.schemas import REJECTS
+from jpasbatch.distributed import tune_allocator
 from jpasbatch.errors import JpasBatchError
 from jpasbatch.provenance import file_sha256, provenance
 from jpasbatch.vac import arrays as zarr_arrays
@@ -191,6 +192,7 @@ def run_partition(part: Partition, spec: dict, run_id: str) -> dict:
     """The Dask task: one partition in, its arrays, rejects and VAC rows written."""
     spec_ = InferSpec(**spec)
     _limit_threads()
+    tune_allocator()
     t0 = time.perf_counter()
     # Bad input and bad model files fail the same way on every try: they come back
     # as a result (not an exception Dask would retry) and stop the run once.
