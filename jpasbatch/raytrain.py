@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from jpasbatch import modelio
+from jpasbatch.errors import InputError
 
 #: The checkpoint's card (its tensors are in ``state.safetensors`` beside it).
 STATE_FILE = "state.json"
@@ -104,6 +105,21 @@ def save_state(state: dict, metrics: dict, config: dict, rank: int) -> None:
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
 
 
+def _refuse_pickled_checkpoints(run_dir: Path) -> None:
+    """A run folder with checkpoints of the old pickle format cannot be resumed.
+
+    They are never loaded (a model file is untrusted input), so say so before
+    Ray would fail on them inside a worker.
+    """
+    old = sorted(run_dir.glob("**/state.pt"))
+    if old:
+        raise InputError(
+            "the run has checkpoints in the old pickle format (state.pt), which are never "
+            "loaded: delete the run folder to train from scratch, or train under another name",
+            path=old[-1],
+        )
+
+
 def fit(
     loop: Callable[[dict], dict | None],
     config: dict,
@@ -131,6 +147,7 @@ def fit(
         how many retries after a failure, and the cluster (default: a local one).
     """
     run_dir = Path(run_dir).resolve()
+    _refuse_pickled_checkpoints(run_dir)
     if not ray:
         device = "cuda" if use_gpu else "cpu"
         return loop(

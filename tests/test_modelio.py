@@ -203,3 +203,14 @@ def test_no_pickle_loading_anywhere_in_the_package():
         for m in re.finditer(banned, path.read_text())
     ]
     assert hits == []
+
+
+def test_a_run_with_pickled_checkpoints_is_refused_before_training(tmp_path):
+    from jpasbatch.raytrain import fit
+
+    ckpt = tmp_path / "run" / "checkpoint_000001"
+    ckpt.mkdir(parents=True)
+    (ckpt / "state.pt").write_bytes(b"old")
+    with pytest.raises(InputError, match="old pickle format") as info:
+        fit(lambda config: None, {}, run_dir=tmp_path / "run", ray=False)
+    assert info.value.path.endswith("state.pt")
