@@ -406,10 +406,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (JpasBatchError, KeyError, ValidationError) as exc:
+    except (JpasBatchError, KeyError, ValidationError, OSError) as exc:
         if args.debug:
             raise
-        # bad input, located by the library: one line, no traceback
+        # bad input, located by the library (or a path the system refused: missing,
+        # a folder where a file was expected, no permission): one line, no traceback
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"jpasbatch {args.command}: error: {msg}", file=sys.stderr)
         return 2

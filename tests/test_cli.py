@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 from astropy.io import fits
 
 from jpasbatch.cli import main
@@ -183,3 +184,17 @@ def test_photometry_with_survey_noise_is_seeded(tmp_path):
     assert np.all((snr > 10) & (snr < 1000))
     mags = t[[c for c in t.columns if c.startswith("MAG_")]].to_numpy()
     assert np.all(np.abs(mags - 20) < 5 / np.maximum(snr, 1))  # within 5 sigma of the truth
+
+
+def test_paths_the_system_refuses_are_one_line_errors(tmp_path, capsys):
+    spec = tmp_path / "spec.csv"
+    spec.write_text("wavelength,flux\n4000,1e-17\n4001,1e-17\n")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    # --out under a plain file: the system refuses the folder
+    assert main(["photometry", str(spec), "--out", str(blocker / "sub" / "p.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jpasbatch photometry: error:") and "Traceback" not in err
+    assert str(blocker) in err
+    with pytest.raises(OSError):  # --debug shows the real exception
+        main(["--debug", "photometry", str(spec), "--out", str(blocker / "sub" / "p.parquet")])
