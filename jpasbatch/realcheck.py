@@ -97,6 +97,9 @@ def real_check(
     sp = SyntheticPhotometry()
     figures: dict = {"sets": {}, "noise": "depth", "seed": seed}
     matched_all = []
+    # the methods this run has: the template fit always, the others when given
+    given = {"classifier": model, "combined": model, "foundation": foundation}
+    methods = {m: cols for m, cols in METHODS.items() if given.get(m, True) is not None}
     for k, rs in enumerate(discover(root)):
         d = out / rs.name
         d.mkdir(exist_ok=True)
@@ -140,14 +143,14 @@ def real_check(
             "vac_rejected": summary["rows_rejected"],
             "names_in_vac": bool(set(table["SPECNAME"].to_pylist()) <= set(vac["SPECNAME"])),
             "labelled": len(matched),
-            "scores": {m: scores(matched, *cols) for m, cols in _methods(vac).items()},
+            "scores": {m: scores(matched, *cols) for m, cols in methods.items()},
         }
     rows = pd.concat(matched_all, ignore_index=True)
     rows.to_csv(out / "objects.csv", index=False)
     figures["all"] = {
         "n": len(rows),
         **{
-            part: {m: scores(sel, *cols) for m, cols in _methods(rows).items()}
+            part: {m: scores(sel, *cols) for m, cols in methods.items()}
             for part, sel in (
                 ("all", rows),
                 (f"r<{R_SPLIT:g}", rows[rows["MAG_R"] < R_SPLIT]),
@@ -158,22 +161,6 @@ def real_check(
     (out / "real_check.json").write_text(json.dumps(figures, indent=1))
     (out / "report.md").write_text(report(figures))
     return figures
-
-
-def _methods(vac: pd.DataFrame) -> dict:
-    """The methods whose columns the VAC has."""
-    have = {
-        m: cols
-        for m, cols in METHODS.items()
-        if all(c is None or (c in vac and vac[c].notna().any()) for c in cols)
-    }
-    if (
-        "foundation" in have
-        and "Z_TEMPLATE" in vac
-        and np.allclose(vac["Z_PHOT"], vac["Z_TEMPLATE"], equal_nan=True)
-    ):
-        del have["foundation"]  # Z_PHOT is the template one: no foundation model
-    return have
 
 
 def record(figures: dict, model: str | Path) -> Path:

@@ -146,6 +146,7 @@ def _identity(batch: list[Spectrum]) -> dict[str, np.ndarray]:
         return [s.meta.get(key, default) for s in batch]
 
     sources = [str(s.meta.get("source", "")) for s in batch]
+    ranges = np.array([_good_range(s) for s in batch], dtype=float).reshape(-1, 2)
     return {
         "ID": np.array([s.id for s in batch], dtype=object),
         "SOURCE": np.array(sources, dtype=object),
@@ -154,8 +155,8 @@ def _identity(batch: list[Spectrum]) -> dict[str, np.ndarray]:
         "DEC": np.array(meta("DEC", np.nan), dtype=float),
         "Z_SPEC": np.array(meta("Z", np.nan), dtype=float),
         "CLASS_SPEC": np.array([str(c).strip().upper() for c in meta("CLASS", "")], dtype=object),
-        "WAVE_MIN": np.array([_good_range(s)[0] for s in batch]),
-        "WAVE_MAX": np.array([_good_range(s)[1] for s in batch]),
+        "WAVE_MIN": ranges[:, 0],
+        "WAVE_MAX": ranges[:, 1],
     }
 
 

@@ -975,7 +975,7 @@ def _table_spectrum(
             flux=flux,
             ivar=ivar,
             mask=mask,
-            meta={"source": str(path), "flux_unit": str(unit)},
+            meta={"source": str(path)},
         )
     ]
 

@@ -45,8 +45,9 @@ def band_errors(flux: np.ndarray, relerr: np.ndarray) -> np.ndarray:
 
 def template_fit(
     flux: np.ndarray, relerr: np.ndarray, coarse: bool = False, ebv: np.ndarray | None = None
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
-    """VAC columns, Zarr arrays and the p(z) grid of the template fit of these rows.
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """VAC columns and Zarr arrays of the template fit of these rows (the p(z) grid
+    is ``grids(coarse).z["QSO"]``).
 
     ``ebv``: Galactic E(B-V) per row (the catalogue's ``EBV`` column), or None.
     """
@@ -65,8 +66,8 @@ def template_fit(
     probs = fit.class_probabilities()
     for k, c in enumerate(CLASSES):
         columns[f"P_TEMPLATE_{c}"] = probs[:, k].astype(np.float32)
-    z, pz = fit.pz_chosen()
-    return columns, {"PZ_TEMPLATE": pz.astype(np.float32)}, z
+    _, pz = fit.pz_chosen()
+    return columns, {"PZ_TEMPLATE": pz.astype(np.float32)}
 
 
 def combined_class(p_classifier: np.ndarray, p_template: np.ndarray) -> np.ndarray:

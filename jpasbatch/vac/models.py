@@ -85,17 +85,16 @@ class ModelSet:
             p[ref], _ = self.classifier.predict_proba(flux[ref])
         if self.classifier is not None:
             columns |= {f"P_{c}": p[:, k].astype(np.float32) for k, c in enumerate(CLASSES)}
-            best = np.asarray(CLASSES, dtype=object)[np.nan_to_num(p, nan=0).argmax(axis=1)]
-            columns["CLASS_ANN"] = np.where(ref, best, "")
-            with np.errstate(invalid="ignore"):
-                columns["ENTROPY"] = entropy(np.where(ref[:, None], p, 0.25)).astype(np.float32)
-            columns["ENTROPY"][~ref] = np.nan
+            columns["CLASS_ANN"] = np.full(len(flux), "", dtype=object)
+            columns["CLASS_ANN"][ref] = np.asarray(CLASSES, dtype=object)[p[ref].argmax(axis=1)]
+            columns["ENTROPY"] = np.full(len(flux), np.nan, np.float32)
+            columns["ENTROPY"][ref] = entropy(p[ref])
         if self.templates is not None:
             # Galactic extinction where the catalogue gives it (an EBV column)
             ebv = (
                 table["EBV"].to_numpy(zero_copy_only=False) if "EBV" in table.column_names else None
             )
-            cols, arr, _ = baseline.template_fit(flux, relerr, self.templates == "coarse", ebv)
+            cols, arr = baseline.template_fit(flux, relerr, self.templates == "coarse", ebv)
             columns |= cols
             arrays |= arr
             # without a learned photo-z the VAC's is the template fit's (provenance says so)
