@@ -291,6 +291,20 @@ def _add_mocks(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--partition-rows", type=int, default=50_000)
     p.add_argument("--extras", action="store_true", help="the foundation model's columns")
+    p.add_argument(
+        "--families",
+        nargs="+",
+        metavar="FAMILY",
+        help="draw objects from these spectral families, randomised ('all', or names from "
+        "star_pickles star_redrock gal_kcorrect gal_redrock qso_sdss_pca qso_redrock "
+        "qso_composite); default: the simulated world's single template set per class",
+    )
+    p.add_argument(
+        "--zero-point-mag", type=float, default=0.0, help="per-object band zero-point scatter"
+    )
+    p.add_argument(
+        "--psf-scatter-mag", type=float, default=0.0, help="per-band PSF scatter of galaxies"
+    )
     p.add_argument("--deep", type=int, help="with --sim: also deep test sets of N objects")
     p.add_argument("--report", action="store_true", help="write the diagnostics report")
     p.add_argument("--fast", action="store_true", help=_FAST_HELP)
@@ -302,6 +316,7 @@ def _add_mocks(sub: argparse._SubParsersAction) -> None:
 def _run_mocks(args: argparse.Namespace) -> int:
     from jpasbatch.mocks.pipeline import MocksConfig, error_model_report, make_mocks
     from jpasbatch.mocks.testsets import build_test_sets
+    from jpasbatch.sim.spectral_families import FAMILIES
 
     config = MocksConfig(
         n_objects=args.n_objects,
@@ -312,6 +327,9 @@ def _run_mocks(args: argparse.Namespace) -> int:
         partition_rows=args.partition_rows,
         fast=args.fast,
         extras=args.extras,
+        families=list(FAMILIES) if args.families == ["all"] else args.families,
+        zero_point_mag=args.zero_point_mag,
+        psf_scatter_mag=args.psf_scatter_mag,
     )
     props = make_mocks(
         args.out / "mocks",

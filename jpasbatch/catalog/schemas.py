@@ -95,6 +95,11 @@ MOCK = pa.schema(
 
 CLASSES: tuple[str, ...] = ("STAR", "GALAXY", "QSO_LOW", "QSO_HIGH")
 
+#: Appended to ``MOCK`` / ``MOCK_EXT`` by mocks drawn from spectral families.
+FAMILY_FIELD = _f(
+    "FAMILY", pa.string(), "", "spectral family of the object (jpasbatch.sim.spectral_families)"
+)
+
 #: External broad bands (DESI Legacy Surveys g r z, WISE W1 W2), as OJALA uses them.
 EXTERNAL_BANDS: tuple[str, ...] = ("DECAM_G", "DECAM_R", "DECAM_Z", "WISE_W1", "WISE_W2")
 #: Legacy Surveys morphological models (``TYPE``), in class-index order.

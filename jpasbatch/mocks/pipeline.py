@@ -26,11 +26,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jpasbatch.catalog.cuts import photometry_arrays
 from jpasbatch.catalog.rowpart import write_partition, write_properties
-from jpasbatch.catalog.schemas import BANDS, MOCK, MOCK_EXT, PHYSICAL_LABELS
+from jpasbatch.catalog.schemas import BANDS, FAMILY_FIELD, MOCK, MOCK_EXT, PHYSICAL_LABELS
 from jpasbatch.distributed import dask_client
 from jpasbatch.mocks.augment import balanced_split, hybridise, inverse_density_weights
 from jpasbatch.mocks.noise import observe
@@ -38,6 +38,7 @@ from jpasbatch.mocks.similarity import FluxEmbedder, assign_errors
 from jpasbatch.provenance import provenance
 from jpasbatch.sim.families import world
 from jpasbatch.sim.populations import PopulationParams, expected_counts, sample_population
+from jpasbatch.sim.spectral_families import FamilyMix, check_families
 from jpasbatch.sim.survey import reference_tiles
 
 
@@ -75,6 +76,17 @@ class MocksConfig(BaseModel):
         random stream of their own, so the ``MOCK`` columns are the same either way.
     fast
         Coarse redshift grids (tests).
+    families
+        Spectral families to draw from (:data:`jpasbatch.sim.spectral_families.FAMILIES`,
+        at least one per class; each object picks one of its class's uniformly,
+        with randomised dust, lines, hosts and absorbers), written as the
+        ``FAMILY`` column. None: the emulator's ``simulated`` world (one template
+        set per class, no randomisation).
+    zero_point_mag, psf_scatter_mag
+        Domain randomisation of the photometry, per object and band: a Gaussian
+        zero-point offset of this r.m.s. (mag) for every object, and a PSF/aperture
+        offset for extended objects (galaxies) - real J-PAS bands are observed on
+        different nights under different seeing.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -92,6 +104,19 @@ class MocksConfig(BaseModel):
     embed_epochs: int = Field(10, ge=1)
     extras: bool = False
     fast: bool = False
+    families: list[str] | None = None
+    zero_point_mag: float = Field(0.0, ge=0)
+    psf_scatter_mag: float = Field(0.0, ge=0)
+
+    @field_validator("families")
+    @classmethod
+    def _known_families(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else list(check_families(v))
+
+    def schema(self) -> pa.Schema:
+        """The output schema: ``MOCK`` or ``MOCK_EXT``, plus ``FAMILY`` with families."""
+        schema = MOCK_EXT if self.extras else MOCK
+        return schema if self.families is None else schema.append(FAMILY_FIELD)
 
 
 def read_observed(path: str | Path, *, with_ids: bool = False):
@@ -165,12 +190,13 @@ def make_partition(index: int, config: MocksConfig, observed=None, embedder=None
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, index]))
     n = min(config.partition_rows, config.n_objects - index * config.partition_rows)
     pop = sample_objects(n, rng, config.r_max, config.qso_boost)
-    flux, labels = world("simulated", config.fast).true_fluxes(pop, rng)
+    flux, labels = true_fluxes(pop, config, rng)
     classes = pop["CLASS"].to_numpy().astype(object)
     z, r_mag = pop["Z"].to_numpy(float), pop["MAG_R"].to_numpy(float)
     ids = (config.seed * 1_000_000_000 + index * 10_000_000 + np.arange(n)).astype(np.int64)
     split = balanced_split(classes, rng).astype(object)
     extra = _extra_columns(pop, flux, labels, config, index) if config.extras else None
+    family = None if config.families is None else labels["FAMILY"].to_numpy().astype(object)
     if config.hybridise:
         train = split == "train"
         fh, ch, rh = hybridise(
@@ -197,6 +223,8 @@ def make_partition(index: int, config: MocksConfig, observed=None, embedder=None
             [np.tile(ids[train], k) + np.repeat(np.arange(k), train.sum()) * 1_000_000, ids[~train]]
         )
         split = np.concatenate([np.full(len(ch), "train", object), split[~train]])
+        if family is not None:
+            family = np.concatenate([np.tile(family[train], k), family[~train]])
         if extra is not None:  # a hybrid keeps its base object's extra columns
             extra = {
                 k: np.concatenate([np.tile(v[train], config.hybrid_factor), v[~train]])
@@ -221,8 +249,29 @@ def make_partition(index: int, config: MocksConfig, observed=None, embedder=None
         "SPLIT": split.astype(str),
     }
     if extra is not None:
-        return pa.table(columns | extra, schema=MOCK_EXT)
-    return pa.table(columns, schema=MOCK)
+        columns |= extra
+    if family is not None:
+        columns["FAMILY"] = family.astype(str)
+    return pa.table(columns, schema=config.schema())
+
+
+def true_fluxes(
+    pop: pd.DataFrame, config: MocksConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Noiseless fluxes and labels: the families' (randomised), or the simulated world's.
+
+    The photometric randomisation (zero points, PSF) is applied here too: it is
+    part of the object's "true" appearance that the error model then observes.
+    """
+    if config.families is None:
+        return world("simulated", config.fast).true_fluxes(pop, rng)
+    flux, labels = FamilyMix(config.families).true_fluxes(pop, rng)
+    n, nb = flux.shape
+    dmag = rng.normal(0, config.zero_point_mag, (n, nb)) if config.zero_point_mag else 0.0
+    if config.psf_scatter_mag:
+        extended = (pop["CLASS"].to_numpy() == "GALAXY")[:, None]
+        dmag = dmag + extended * rng.normal(0, config.psf_scatter_mag, (n, nb))
+    return flux * 10 ** (-0.4 * dmag), labels
 
 
 def _extra_columns(
@@ -253,7 +302,8 @@ def _extra_columns(
     )
     cls = pop["CLASS"].to_numpy()
     for name in PHYSICAL_LABELS:
-        v = labels[name].to_numpy(float).copy()
+        # the spectral families carry no line widths: absent labels are missing (NaN)
+        v = labels[name].to_numpy(float).copy() if name in labels else np.full(len(pop), np.nan)
         # OJALA's label sets: Teff for stars, line equivalent widths for galaxies
         v[cls != ("STAR" if name == "TEFF" else "GALAXY")] = np.nan
         cols[name] = v
@@ -307,8 +357,7 @@ def make_mocks(
         parameters=config.model_dump(),
     )
     parts = [f"part-{k:05d}.parquet" for k in range(n_parts)]
-    schema = MOCK_EXT if config.extras else MOCK
-    return write_properties(out, schema, parts, int(sum(rows)), prov)
+    return write_properties(out, config.schema(), parts, int(sum(rows)), prov)
 
 
 def _write_partition(index: int, config: MocksConfig, observed, embedder, out: str) -> int:
@@ -316,8 +365,7 @@ def _write_partition(index: int, config: MocksConfig, observed, embedder, out: s
     if path.exists():  # resume: finished partitions stay
         return pq.read_metadata(path).num_rows
     table = make_partition(index, config, observed, embedder)
-    schema = MOCK_EXT if config.extras else MOCK
-    return write_partition(table, path, schema, {"seed": config.seed, "partition": index})
+    return write_partition(table, path, config.schema(), {"seed": config.seed, "partition": index})
 
 
 def error_model_report(
@@ -339,7 +387,7 @@ def error_model_report(
     config = config or MocksConfig()
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 10**6]))
     pop = sample_objects(n_sample, rng, config.r_max)
-    flux, _ = world("simulated", config.fast).true_fluxes(pop, rng)
+    flux, _ = true_fluxes(pop, config, rng)
     *obs, ids = read_observed(observed, with_ids=True)
     obs_class = None
     if truth is not None:

@@ -289,31 +289,41 @@ class World:
         """Coefficients per galaxy: an archetype (observed) or a Dirichlet mixture (simulated)."""
         n = subtype.size
         if self.galaxy_coeff is not None:
-            # archetypes ranked by the red-to-blue flux ratio across 4000 A: early
-            # types draw from the reddest third, star-bursts from the bluest
-            spec = self.galaxy_coeff @ self.galaxy.basis
-            w = self.galaxy.wave
-            d4000 = spec[:, (w > 4000) & (w < 4100)].mean(1) / spec[
-                :, (w > 3850) & (w < 3950)
-            ].mean(1)
-            thirds = np.array_split(np.argsort(d4000), 3)
-            pools = {"starburst": thirds[0], "spiral": thirds[1], "early": thirds[2]}
-            template = np.array([rng.choice(pools.get(s, thirds[1])) for s in subtype])
+            pools = galaxy_type_pools(self.galaxy_coeff @ self.galaxy.basis, self.galaxy.wave)
+            template = np.array([rng.choice(pools.get(s, pools["spiral"])) for s in subtype])
             return self.galaxy_coeff[template], template
-        # kcorrect templates ordered young -> old by remaining mass fraction; early
-        # types weight the old end, star-bursts the young end
         k = self.galaxy.basis.shape[0]
-        alpha = {
-            "early": np.geomspace(0.1, 5, k),
-            "spiral": np.ones(k),
-            "starburst": np.geomspace(5, 0.1, k),
-        }
-        coeff = np.stack([rng.dirichlet(alpha.get(s, np.ones(k))) for s in subtype])
+        coeff = np.stack([rng.dirichlet(kcorrect_alpha(s, k)) for s in subtype])
         return coeff, np.full(n, -1)
 
     def magnitudes(self, flux: np.ndarray) -> np.ndarray:
         """AB magnitudes of band fluxes."""
         return flux_to_ab(flux, self._pivot)
+
+
+def galaxy_type_pools(spectra: np.ndarray, wave: np.ndarray) -> dict[str, np.ndarray]:
+    """Archetype indices per galaxy type, ranked by the 4000 A break.
+
+    The red-to-blue flux ratio across 4000 A splits the archetypes in thirds:
+    star-bursts draw from the bluest third, spirals the middle, early types the reddest.
+    """
+    d4000 = spectra[:, (wave > 4000) & (wave < 4100)].mean(1) / spectra[
+        :, (wave > 3850) & (wave < 3950)
+    ].mean(1)
+    thirds = np.array_split(np.argsort(d4000), 3)
+    return {"starburst": thirds[0], "spiral": thirds[1], "early": thirds[2]}
+
+
+def kcorrect_alpha(subtype: str, k: int) -> np.ndarray:
+    """Dirichlet weights over ``k`` kcorrect templates ordered young to old, per galaxy type.
+
+    Early types weight the old end, star-bursts the young end.
+    """
+    if subtype == "early":
+        return np.geomspace(0.1, 5, k)
+    if subtype == "starburst":
+        return np.geomspace(5, 0.1, k)
+    return np.ones(k)
 
 
 def _nearest_type(letter: str, available: set[str]) -> str:

@@ -116,3 +116,34 @@ def test_qso_boost_oversamples_and_weights_back():
     # weighted, the QSO share of the test rows is back near the natural one
     natural = (rest.WEIGHT * qso).sum() / rest.WEIGHT.sum()
     assert abs(natural - frac[0]) < 0.5 * frac[0] + 0.003
+
+
+def test_family_mocks_carry_their_family_and_randomisation():
+    config = CONFIG.model_copy(
+        update={
+            "families": ["star_redrock", "gal_redrock", "qso_composite", "qso_redrock"],
+            "n_objects": 1500,
+            "partition_rows": 1500,
+            "qso_boost": 10,
+            "hybridise": True,
+            "hybrid_factor": 2,
+        }
+    )
+    table = make_partition(0, config)
+    assert table.schema.names == [*MOCK.names, "FAMILY"]
+    rows = table.to_pandas()
+    assert set(rows.FAMILY) == {"star_redrock", "gal_redrock", "qso_composite", "qso_redrock"}
+    fam_class = rows.groupby("FAMILY").CLASS.unique()
+    assert set(fam_class["gal_redrock"]) == {"GALAXY"}
+    assert set(fam_class["qso_composite"]) <= {"QSO_LOW", "QSO_HIGH"}
+    # a hybrid keeps its base object's family: 2 hybrids per training row
+    assert (rows.SPLIT == "train").sum() == 2 * (make_partition(0, config.model_copy(
+        update={"hybridise": False})).to_pandas().SPLIT == "train").sum()  # fmt: skip
+    # the zero-point scatter changes colours and nothing else: same objects, same r
+    plain = config.model_copy(update={"hybridise": False})
+    jittered = plain.model_copy(update={"zero_point_mag": 0.05})
+    a, b = make_partition(0, plain).to_pandas(), make_partition(0, jittered).to_pandas()
+    assert (a.CLASS == b.CLASS).all() and np.allclose(a.Z, b.Z)
+    assert not np.allclose(a.FLUX_gSDSS, b.FLUX_gSDSS, rtol=1e-3, atol=0)
+    with pytest.raises(ValueError, match="no family for class"):
+        MocksConfig(families=["star_pickles", "gal_kcorrect"])
