@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from jpasbatch import atomic
 from jpasbatch.catalog.cuts import REASONS, QualityCuts, reject_reasons
-from jpasbatch.catalog.readers import ColumnMap, count_rows, iter_catalogue
+from jpasbatch.catalog.readers import ColumnMap, count_rows, iter_chunks
 from jpasbatch.catalog.schemas import OBSERVED, REJECTS
 from jpasbatch.distributed import dask_client
 from jpasbatch.errors import JpasBatchError
@@ -187,7 +187,8 @@ def _validate_chunks(
     bar = tqdm(total=total, desc="validate", unit="row", disable=not progress, unit_scale=True)
     rows_in = resumed = 0
     for i, path in enumerate(inputs):
-        for j, (start, table) in enumerate(iter_catalogue(path, columns, chunk_rows)):
+        for j, chunk in enumerate(iter_chunks(path, columns, chunk_rows)):
+            start, table = chunk.start, chunk.table
             key = f"f{i:04d}-c{j:06d}"
             marker = work / "done" / f"{key}.json"
             rows_in += table.num_rows
@@ -196,7 +197,12 @@ def _validate_chunks(
                 resumed += 1
                 continue
             reason = reject_reasons(table, cuts)
+            unreadable = chunk.bad_column != ""  # before any cut: its values are unknown
+            reason[unreadable] = "BAD_VALUE"
+            detail = np.array([REASONS.get(r, "") for r in reason], dtype=object)
+            detail[unreadable] = chunk.bad_detail[unreadable]
             keep = reason == ""
+            ids = pa.array(table.column("OBJECT_ID").to_numpy(), mask=~chunk.id_known)
             rows = start + np.arange(table.num_rows)
             # the input row travels with each kept row until partitioning, so a
             # later duplicate can still be reported with its place in the input
@@ -204,10 +210,7 @@ def _validate_chunks(
             atomic.write_parquet(kept, work / "kept" / f"{key}.parquet")
             atomic.write_parquet(
                 _rejects_table(
-                    path,
-                    rows[~keep],
-                    table.column("OBJECT_ID").filter(pa.array(~keep)),
-                    reason[~keep],
+                    path, rows[~keep], ids.filter(pa.array(~keep)), reason[~keep], detail[~keep]
                 ),
                 out / "rejects" / f"{key}.parquet",
             )
@@ -216,14 +219,23 @@ def _validate_chunks(
     return rows_in, resumed
 
 
-def _rejects_table(path: Path, rows: np.ndarray, ids: pa.Array, reasons: np.ndarray) -> pa.Table:
+def _rejects_table(
+    path: Path,
+    rows: np.ndarray,
+    ids: pa.Array,
+    reasons: np.ndarray,
+    details: np.ndarray | None = None,
+) -> pa.Table:
+    """Rejected rows in the REJECTS schema; ``details`` default to the reasons' texts."""
+    if details is None:
+        details = [REASONS[r] for r in reasons]
     return pa.table(
         {
             "SOURCE_FILE": pa.array([str(path)] * len(rows), pa.string()),
             "SOURCE_ROW": pa.array(rows, pa.int64()),
             "OBJECT_ID": ids.cast(pa.int64()),
             "REASON": pa.array(list(reasons), pa.string()),
-            "DETAIL": pa.array([REASONS[r] for r in reasons], pa.string()),
+            "DETAIL": pa.array(list(details), pa.string()),
         },
         schema=REJECTS,
     )
