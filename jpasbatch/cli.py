@@ -412,6 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # bad input, located by the library (or a path the system refused: missing,
         # a folder where a file was expected, no permission): one line, no traceback
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+            # "file X: No such file or directory", like the library's own errors
+            msg = f"file {exc.filename}: {exc.strerror}"
         print(f"jpasbatch {args.command}: error: {msg}", file=sys.stderr)
         return 2
 
