@@ -21,6 +21,7 @@ from jpasbatch import (
     cli_job,
     cli_spectra,
     cli_vac,
+    logs,
 )
 from jpasbatch.errors import InputError, JpasBatchError
 from jpasbatch.spectra.cli_options import add_read_options, read_options
@@ -451,6 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show the full traceback of errors on bad input"
     )
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument(
+        "-v", "--verbose", action="store_true", help="debug messages, and Dask / Ray start-up logs"
+    )
+    loud.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
@@ -483,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``jpasbatch`` command."""
     args = build_parser().parse_args(argv)
+    logs.setup(1 if args.verbose else -1 if args.quiet else 0)
     try:
         return args.func(args)
     except (JpasBatchError, KeyError, ValidationError, OSError) as exc:

@@ -222,3 +222,17 @@ def test_every_help_page_has_an_example_and_the_defaults():
                 continue
             text = p._get_formatter()._get_help_string(action).lower()
             assert "default" in text or "(required)" in text, (name, action.option_strings)
+
+
+@pytest.mark.parametrize(
+    ("flag", "ours", "engines"), [("-q", 30, 40), ("", 20, 40), ("-v", 10, 20)]
+)
+def test_verbosity_flags_set_the_log_levels(flag, ours, engines, capsys):
+    import logging
+
+    assert main([*([flag] if flag else []), "filters", "--bands", "T1"]) == 0
+    assert "J0410" in capsys.readouterr().out  # the result stays on stdout
+    assert logging.getLogger("jpasbatch").level == ours
+    # Dask / Ray start-up chatter only with -v; their errors always
+    assert logging.getLogger("distributed").level == engines
+    assert logging.getLogger("ray").level == engines
