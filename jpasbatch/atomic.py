@@ -77,3 +77,13 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists():
         path.unlink(missing_ok=True)
+
+
+def remove_created(out: Path, existed: bool) -> None:
+    """Undo a failed run's output folder: ``out`` itself if the run created it,
+    else only its contents (what the run wrote there; the folder stays)."""
+    if not existed:
+        shutil.rmtree(out, ignore_errors=True)
+    elif out.is_dir():
+        for p in out.iterdir():
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()

@@ -21,6 +21,7 @@ from jpasbatch import (
     cli_job,
     cli_spectra,
     cli_vac,
+    logs,
 )
 from jpasbatch.errors import InputError, JpasBatchError
 from jpasbatch.spectra.cli_options import add_read_options, read_options
@@ -172,7 +173,7 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
         help="column mapping for other layouts (keys: tile_id, number, ra, dec, flags, "
         "mask_flags, class_star, flux, relerr, band_pattern, object_id)",
     )
-    p.add_argument("--min-bands", type=int, default=50, help="minimum observed bands (50)")
+    p.add_argument("--min-bands", type=int, default=50, help="minimum observed bands")
     p.add_argument("--no-flags-cut", action="store_true", help="keep rows with FLAGS != 0")
     p.add_argument(
         "--no-mask-flags-cut", action="store_true", help="keep rows with MASK_FLAGS != 0"
@@ -381,9 +382,85 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help; descriptions wrapped, example epilogs as written.
+
+    An option whose help already says its default is left as it is; a required
+    option says so. A description's paragraphs (blank-line separated) are wrapped
+    one by one; the ``example:`` epilog keeps its lines, so commands stay copyable.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default is argparse.SUPPRESS:
+            return text
+        if not action.option_strings:  # positionals are always given
+            return text
+        if action.required:
+            return f"{text} (required)"
+        shown = action.default
+        for value, word in ((None, "not set"), (False, "off"), (True, "on")):
+            if action.default is value:  # identity: a default of 0 is not "off"
+                shown = word
+        return f"{text} (default: {shown})".replace("%", "%%")
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("example"):  # command lines stay as written, to be copied
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        paragraphs = text.split("\n\n")  # a description's paragraphs, each wrapped
+        return "\n\n".join(
+            super(HelpFormatter, self)._fill_text(t, width, indent) for t in paragraphs
+        )
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser with :class:`HelpFormatter` unless told otherwise."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+#: One example per sub-command, shown at the end of its --help.
+EXAMPLES: dict[str, str] = {
+    "filters": "jpasbatch filters --bands narrow --plot curves.png --csv bands.csv",
+    "photometry": "jpasbatch photometry spec-*.fits table.csv --noise depth --out phot.parquet",
+    "ingest": "jpasbatch ingest sim/catalogue/*.parquet --out cat --min-bands 50",
+    "simulate": "jpasbatch simulate --area 1 --out sim --seed 1",
+    "mocks": "jpasbatch mocks --out mocks --observed cat --sim sim --qso-boost 10 --report",
+    "train": "jpasbatch train mocks/mocks --out runs --name ann1 --workers 2",
+    "evaluate": "jpasbatch evaluate ann1=runs/ann1 --test mocks/mocks --out eval",
+    "study": "jpasbatch study --mocks mocks/mocks --mocks-plain plain/mocks "
+    "--mocks-hybrid hybrid/mocks --sim sim --catalogue cat --out study",
+    "foundation-train": "jpasbatch foundation-train --spec jobs/train_foundation.yaml",
+    "foundation-predict": "jpasbatch foundation-predict runs/fm/model.json phot.parquet "
+    "--out fm.parquet",
+    "foundation-evaluate": "jpasbatch foundation-evaluate fm=runs/fm --test-dir mocks "
+    "--out fm_eval",
+    "infer": "jpasbatch infer --catalog cat --model runs/ann1 --out vac --bf16",
+    "targets": "jpasbatch targets vac --out targets --p-qso 0.5 --mag-limit 22.5",
+    "real-check": "jpasbatch real-check ../shared/data/real_spectra --model runs/ann1 --record",
+    "spectra": "jpasbatch spectra spec-*.fits --model runs/gasnet --out spectra.parquet",
+    "spectra-prepare": "jpasbatch spectra-prepare spectra/*.fits --out prepared --workers 2",
+    "spectra-emulate": "jpasbatch spectra-emulate --out emulated",
+    "spectra-train": "jpasbatch spectra-train prepared --out runs --name gasnet",
+    "spectra-evaluate": "jpasbatch spectra-evaluate prepared --model runs/gasnet",
+    "run": "jpasbatch run jobs/quickstart.yaml --dry-run",
+    "bench": "jpasbatch bench --stages vac,transformer --preset quick --out bench_report",
+    "demo": "jpasbatch demo --out demo_output",
+}
+
+
+def _add_examples(sub: argparse._SubParsersAction) -> None:
+    for name, parser in sub.choices.items():
+        example = EXAMPLES.get(name)
+        if example:
+            parser.epilog = f"example:\n  {example}\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``jpasbatch`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="jpasbatch",
         description="Catalogue-scale batch processing for the J-PAS narrow-band survey: "
         "synthetic photometry, mock catalogues, classifiers, photo-z and value-added "
@@ -393,7 +470,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show the full traceback of errors on bad input"
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument(
+        "-v", "--verbose", action="store_true", help="debug messages, and Dask / Ray start-up logs"
+    )
+    loud.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     _add_filters(sub)
     _add_photometry(sub)
     _add_ingest(sub)
@@ -416,12 +500,14 @@ def build_parser() -> argparse.ArgumentParser:
     cli_job.add_run(sub)
     cli_bench.add_bench(sub)
     _add_demo(sub)
+    _add_examples(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``jpasbatch`` command."""
     args = build_parser().parse_args(argv)
+    logs.setup(1 if args.verbose else -1 if args.quiet else 0)
     try:
         return args.func(args)
     except (JpasBatchError, KeyError, ValidationError, OSError) as exc:
@@ -430,6 +516,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # bad input, located by the library (or a path the system refused: missing,
         # a folder where a file was expected, no permission): one line, no traceback
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+            # "file X: No such file or directory", like the library's own errors
+            msg = f"file {exc.filename}: {exc.strerror}"
         print(f"jpasbatch {args.command}: error: {msg}", file=sys.stderr)
         return 2
 

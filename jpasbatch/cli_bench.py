@@ -33,7 +33,6 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="measure every stage against its peer, draw scaling curves, project the survey",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="For each stage (" + ", ".join(STAGES) + ") run the stage and its peer "
         "(speclite; brute-force neighbours; the same partitions in process; plain pyarrow "
         "read + write; the training loop without Ray; a naive per-member loop; a plain "

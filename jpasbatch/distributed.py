@@ -53,8 +53,10 @@ def gather(futures: list, progress: bool, what: str) -> list:
     from dask.distributed import as_completed
     from tqdm import tqdm
 
+    from jpasbatch.progress import disable as progress_disable
+
     results = {}
-    bar = tqdm(total=len(futures), desc=what, unit="part", disable=not progress)
+    bar = tqdm(total=len(futures), desc=what, unit="part", disable=progress_disable(progress))
     for fut in as_completed(futures):
         results[fut.key] = fut.result()
         bar.update()

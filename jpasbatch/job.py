@@ -170,7 +170,15 @@ def load_job(path: str | Path) -> JobSpec:
     except FileNotFoundError:
         raise InputError("no such job file", path=path) from None
     except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML: {exc}", path=path) from None
+        # one line: the problem and where (PyYAML's own text quotes the source over lines)
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"not valid YAML: {what}{where}", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not a text file ({exc.reason})", path=path) from None
+    if data is not None and not isinstance(data, dict):
+        raise InputError(f"a job spec is a YAML mapping, not a {type(data).__name__}", path=path)
     try:
         job = JobSpec.model_validate(data or {})
     except ValidationError as exc:

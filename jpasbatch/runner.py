@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from jpasbatch.errors import JpasBatchError
 from jpasbatch.job import JobSpec
 from jpasbatch.jobspecs import STAGES
 from jpasbatch.provenance import file_sha256
+
+log = logging.getLogger(__name__)
 
 STATE = "job_state.json"
 
@@ -212,10 +215,16 @@ def run_job(
     start: str | None = None,
     dry_run: bool = False,
     progress: bool = True,
-    echo=print,
+    echo=None,
 ) -> list[StagePlan]:
-    """Run ``job`` (or, with ``dry_run``, only print its plan); returns the plan."""
+    """Run ``job`` (or, with ``dry_run``, only print its plan); returns the plan.
+
+    ``echo`` receives the plan and the stage lines: by default stdout for a dry
+    run (the plan is its result) and the ``jpasbatch`` log otherwise.
+    """
     from jpasbatch.engines import Engines
+
+    echo = echo or (print if dry_run else log.info)
 
     paths = Paths(job)
     state = _read_state(paths.workdir)
@@ -266,7 +275,7 @@ def _ingest(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
         client=engines.dask,
         progress=progress,
     )
-    print(summary.to_text())
+    log.info(summary.to_text())
 
 
 def _mocks(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
@@ -292,7 +301,7 @@ def _train(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
     fields |= {"workers": ray.workers, "use_gpu": ray.use_gpu, "max_failures": ray.max_failures}
     fields |= {"ray_address": ray.address}
     spec = TrainSpec(train=job.train.train or [paths.mocks], out=paths.runs, **fields)
-    print(f"model: {train(spec)}")
+    log.info(f"model: {train(spec)}")
 
 
 def _infer(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
@@ -317,7 +326,7 @@ def _infer(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
     targets = write_targets(
         paths.vac, threshold=spec.targets.p_qso, mag_limit=spec.targets.mag_limit
     )
-    print(f"VAC: {summary['rows_vac']:,} rows, {summary['rows_rejected']:,} rejected; "
+    log.info(f"VAC: {summary['rows_vac']:,} rows, {summary['rows_rejected']:,} rejected; "
           f"targets: {targets['qso_targets']}")  # fmt: skip
 
 

@@ -198,3 +198,41 @@ def test_paths_the_system_refuses_are_one_line_errors(tmp_path, capsys):
     assert str(blocker) in err
     with pytest.raises(OSError):  # --debug shows the real exception
         main(["--debug", "photometry", str(spec), "--out", str(blocker / "sub" / "p.parquet")])
+
+
+def test_every_help_page_has_an_example_and_the_defaults():
+    import argparse
+    import shlex
+
+    from jpasbatch.cli import EXAMPLES, build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(EXAMPLES) == set(sub.choices)
+    for name, p in sub.choices.items():
+        page = p.format_help()
+        assert f"example:\n  jpasbatch {name} " in page, name
+        # the example is a valid command line of this very sub-command
+        args = parser.parse_args(shlex.split(EXAMPLES[name])[1:])
+        assert args.command == name
+        for action in p._actions:
+            if not action.option_strings or action.help in (None, argparse.SUPPRESS):
+                continue
+            if isinstance(action, argparse._HelpAction):
+                continue
+            text = p._get_formatter()._get_help_string(action).lower()
+            assert "default" in text or "(required)" in text, (name, action.option_strings)
+
+
+@pytest.mark.parametrize(
+    ("flag", "ours", "engines"), [("-q", 30, 40), ("", 20, 40), ("-v", 10, 20)]
+)
+def test_verbosity_flags_set_the_log_levels(flag, ours, engines, capsys):
+    import logging
+
+    assert main([*([flag] if flag else []), "filters", "--bands", "T1"]) == 0
+    assert "J0410" in capsys.readouterr().out  # the result stays on stdout
+    assert logging.getLogger("jpasbatch").level == ours
+    # Dask / Ray start-up chatter only with -v; their errors always
+    assert logging.getLogger("distributed").level == engines
+    assert logging.getLogger("ray").level == engines

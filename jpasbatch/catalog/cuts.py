@@ -12,9 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jpasbatch.catalog.schemas import BANDS, flux_column, relerr_column
 
-#: Reason codes, in the order they are tested. DUPLICATE_ID is assigned after all
-#: chunks are read (the first occurrence of an id is kept).
+#: Reason codes, in the order they are tested. BAD_VALUE is assigned by the reader
+#: (:func:`jpasbatch.catalog.readers.iter_chunks`) before the cuts, DUPLICATE_ID
+#: after all chunks are read (the first occurrence of an id is kept).
 REASONS: dict[str, str] = {
+    "BAD_VALUE": "a value that cannot be read as a number (column in DETAIL)",
     "BAD_COORD": "coordinates missing, not finite or out of range",
     "BAD_FLUX": "an infinite flux or relative error",
     "NEGATIVE_ERROR": "a negative relative flux error",

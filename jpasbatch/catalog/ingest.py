@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -33,10 +34,11 @@ from tqdm import tqdm
 
 from jpasbatch import atomic
 from jpasbatch.catalog.cuts import REASONS, QualityCuts, reject_reasons
-from jpasbatch.catalog.readers import ColumnMap, count_rows, iter_catalogue
+from jpasbatch.catalog.readers import ColumnMap, count_rows, iter_chunks
 from jpasbatch.catalog.schemas import OBSERVED, REJECTS
 from jpasbatch.distributed import dask_client
 from jpasbatch.errors import JpasBatchError
+from jpasbatch.progress import disable as progress_disable
 from jpasbatch.provenance import file_sha256, provenance
 
 WORK = "_ingest_work"
@@ -133,30 +135,24 @@ def ingest(
     inputs = [Path(p) for p in inputs]
     if resume and (out / SUMMARY).exists():
         return IngestSummary(**json.loads((out / SUMMARY).read_text()))
-    if not resume and out.exists():
+    existed = out.exists()
+    if not resume and existed:
         # replace only what an ingest wrote: never delete a folder we did not make
         ours = any((out / n).exists() for n in (SUMMARY, WORK, "hats.properties", "rejects"))
         if any(out.iterdir()) and not ours:
             raise JpasBatchError(f"{out} exists and is not an ingest output; choose another --out")
         shutil.rmtree(out)
+    try:
+        prov, rows_in, resumed, t0 = _validate(
+            inputs, out, columns, cuts, chunk_rows, highest_order, max_rows_per_partition, progress
+        )
+    except (JpasBatchError, OSError):
+        # bad input stops a fresh run before its first partition: leave nothing behind
+        # (an interrupted run keeps its finished chunks for --resume)
+        if not resume:
+            atomic.remove_created(out, existed)
+        raise
     work = out / WORK
-    for sub in ("kept", "done"):
-        (work / sub).mkdir(parents=True, exist_ok=True)
-    (out / "rejects").mkdir(parents=True, exist_ok=True)
-
-    prov = provenance(
-        inputs={str(p): file_sha256(p) for p in inputs},
-        parameters={
-            "columns": asdict(columns),
-            "cuts": cuts.model_dump(),
-            "max_rows_per_partition": max_rows_per_partition,
-            "chunk_rows": chunk_rows,
-            "highest_order": highest_order,
-        },
-    )
-    t0 = time.perf_counter()
-    rows_in, resumed = _validate_chunks(inputs, out, columns, cuts, chunk_rows, progress)
-    _reject_duplicates(out)
     t1 = time.perf_counter()
     kept_files = sorted(
         p for p in (work / "kept").glob("*.parquet") if pq.read_metadata(p).num_rows
@@ -172,6 +168,37 @@ def ingest(
     return summary
 
 
+def _validate(
+    inputs: list[Path],
+    out: Path,
+    columns: ColumnMap,
+    cuts: QualityCuts,
+    chunk_rows: int,
+    highest_order: int,
+    max_rows_per_partition: int,
+    progress: bool,
+) -> tuple[dict, int, int, float]:
+    """Stage 1 in ``out``: returns the provenance, rows in, chunks resumed, start time."""
+    work = out / WORK
+    for sub in ("kept", "done"):
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    (out / "rejects").mkdir(parents=True, exist_ok=True)
+    prov = provenance(
+        inputs={str(p): file_sha256(p) for p in inputs},
+        parameters={
+            "columns": asdict(columns),
+            "cuts": cuts.model_dump(),
+            "max_rows_per_partition": max_rows_per_partition,
+            "chunk_rows": chunk_rows,
+            "highest_order": highest_order,
+        },
+    )
+    t0 = time.perf_counter()
+    rows_in, resumed = _validate_chunks(inputs, out, columns, cuts, chunk_rows, progress)
+    _reject_duplicates(out)
+    return prov, rows_in, resumed, t0
+
+
 # --------------------------------------------------------------------------- stage 1
 def _validate_chunks(
     inputs: list[Path],
@@ -184,46 +211,59 @@ def _validate_chunks(
     """Cut every chunk of every input; returns the input rows and the chunks resumed."""
     work = out / WORK
     total = sum(count_rows(p, columns) for p in inputs)
-    bar = tqdm(total=total, desc="validate", unit="row", disable=not progress, unit_scale=True)
-    rows_in = resumed = 0
-    for i, path in enumerate(inputs):
-        for j, (start, table) in enumerate(iter_catalogue(path, columns, chunk_rows)):
-            key = f"f{i:04d}-c{j:06d}"
-            marker = work / "done" / f"{key}.json"
-            rows_in += table.num_rows
-            bar.update(table.num_rows)
-            if marker.exists():  # finished in an earlier run
-                resumed += 1
-                continue
-            reason = reject_reasons(table, cuts)
-            keep = reason == ""
-            rows = start + np.arange(table.num_rows)
-            # the input row travels with each kept row until partitioning, so a
-            # later duplicate can still be reported with its place in the input
-            kept = table.filter(pa.array(keep)).append_column(_ROW, pa.array(rows[keep]))
-            atomic.write_parquet(kept, work / "kept" / f"{key}.parquet")
-            atomic.write_parquet(
-                _rejects_table(
-                    path,
-                    rows[~keep],
-                    table.column("OBJECT_ID").filter(pa.array(~keep)),
-                    reason[~keep],
-                ),
-                out / "rejects" / f"{key}.parquet",
-            )
-            marker.write_text(json.dumps({"rows": table.num_rows, "source": str(path)}))
-    bar.close()
+    with tqdm(total=total, desc="validate", unit="row", disable=progress_disable(progress),
+              unit_scale=True) as bar:  # fmt: skip
+        # closed on an error too, so that the error line starts a line of its own
+        rows_in = resumed = 0
+        for i, path in enumerate(inputs):
+            for j, chunk in enumerate(iter_chunks(path, columns, chunk_rows)):
+                start, table = chunk.start, chunk.table
+                key = f"f{i:04d}-c{j:06d}"
+                marker = work / "done" / f"{key}.json"
+                rows_in += table.num_rows
+                bar.update(table.num_rows)
+                if marker.exists():  # finished in an earlier run
+                    resumed += 1
+                    continue
+                reason = reject_reasons(table, cuts)
+                unreadable = chunk.bad_column != ""  # before any cut: its values are unknown
+                reason[unreadable] = "BAD_VALUE"
+                detail = np.array([REASONS.get(r, "") for r in reason], dtype=object)
+                detail[unreadable] = chunk.bad_detail[unreadable]
+                keep = reason == ""
+                ids = pa.array(table.column("OBJECT_ID").to_numpy(), mask=~chunk.id_known)
+                rows = start + np.arange(table.num_rows)
+                # the input row travels with each kept row until partitioning, so a
+                # later duplicate can still be reported with its place in the input
+                kept = table.filter(pa.array(keep)).append_column(_ROW, pa.array(rows[keep]))
+                atomic.write_parquet(kept, work / "kept" / f"{key}.parquet")
+                atomic.write_parquet(
+                    _rejects_table(
+                        path, rows[~keep], ids.filter(pa.array(~keep)), reason[~keep], detail[~keep]
+                    ),
+                    out / "rejects" / f"{key}.parquet",
+                )
+                marker.write_text(json.dumps({"rows": table.num_rows, "source": str(path)}))
     return rows_in, resumed
 
 
-def _rejects_table(path: Path, rows: np.ndarray, ids: pa.Array, reasons: np.ndarray) -> pa.Table:
+def _rejects_table(
+    path: Path,
+    rows: np.ndarray,
+    ids: pa.Array,
+    reasons: np.ndarray,
+    details: np.ndarray | None = None,
+) -> pa.Table:
+    """Rejected rows in the REJECTS schema; ``details`` default to the reasons' texts."""
+    if details is None:
+        details = [REASONS[r] for r in reasons]
     return pa.table(
         {
             "SOURCE_FILE": pa.array([str(path)] * len(rows), pa.string()),
             "SOURCE_ROW": pa.array(rows, pa.int64()),
             "OBJECT_ID": ids.cast(pa.int64()),
             "REASON": pa.array(list(reasons), pa.string()),
-            "DETAIL": pa.array([REASONS[r] for r in reasons], pa.string()),
+            "DETAIL": pa.array(list(details), pa.string()),
         },
         schema=REJECTS,
     )
@@ -297,7 +337,7 @@ def _partition(
         # we decide fresh-vs-resume ourselves (hats-import would wipe `out`)
         resume=True,
         tmp_dir=str(work / "hats"),
-        progress_bar=progress,
+        progress_bar=progress and sys.stderr.isatty(),  # no \r redraws in log files
         simple_progress_bar=True,
         addl_hats_properties={"jpasbatch_provenance": json.dumps(prov, separators=(",", ":"))},
     )

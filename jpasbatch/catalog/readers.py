@@ -14,8 +14,10 @@ filter order (FITS ``60E``, Parquet lists, CSV text ``"{1,2,...}"`` as the archi
 writes it, or ``"[1, 2, ...]"``); fluxes and errors may be one column per band.
 Flag arrays are OR-ed over the bands. Structural problems raise :class:`InputError`
 naming file, column and row; odd values (NaN, inf, negative errors, repeated ids)
-pass through for the quality cuts. A zero-byte file is an error; a header without
-rows is a valid empty catalogue.
+pass through for the quality cuts. A value that cannot be read as a number (``abc``
+in a flux column) raises too, except through :func:`iter_chunks`, which nulls it
+and names its row and column, so that ingest can reject the row and keep the file.
+A zero-byte file is an error; a header without rows is a valid empty catalogue.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -103,14 +106,59 @@ class ColumnMap:
         return [self.band_pattern.format(column=column, band=b) for b in BANDS]
 
 
-def iter_catalogue(
-    path: str | Path, columns: ColumnMap = ColumnMap(), chunk_rows: int = 100_000
-) -> Iterator[tuple[int, pa.Table]]:
-    """Yield ``(first_row_index_in_file, table)`` chunk by chunk.
+@dataclass(frozen=True)
+class CatalogueChunk:
+    """Consecutive rows of a catalogue file, as read by :func:`iter_chunks`.
 
-    Each table conforms to :data:`~jpasbatch.catalog.schemas.OBSERVED` and has
-    ``chunk_rows`` rows, the last one fewer. A file without data rows yields
-    nothing. Raises :class:`InputError` on any structural problem.
+    Attributes
+    ----------
+    start
+        Zero-based data row of the file where the chunk starts.
+    table
+        The rows as an OBSERVED table; unreadable values are null in it.
+    bad_column
+        Per row: the file column of its first unreadable value, ``""`` if none.
+    bad_detail
+        Per row: what could not be read, ``""`` if nothing.
+    id_known
+        Per row: whether ``OBJECT_ID`` could be formed (False where an id column
+        held the unreadable value; the table then holds a placeholder).
+    """
+
+    start: int
+    table: pa.Table
+    bad_column: np.ndarray
+    bad_detail: np.ndarray
+    id_known: np.ndarray
+
+
+def iter_chunks(
+    path: str | Path,
+    columns: ColumnMap = ColumnMap(),
+    chunk_rows: int = 100_000,
+    *,
+    bad_values: Literal["raise", "null"] = "null",
+) -> Iterator[CatalogueChunk]:
+    """Yield the file's rows chunk by chunk, with the rows whose values are unreadable.
+
+    Parameters
+    ----------
+    path
+        The catalogue file.
+    columns
+        Where each quantity is in the file.
+    chunk_rows
+        Rows per chunk (the last one fewer).
+    bad_values
+        ``"null"``: a value that cannot be read as its column's type is nulled
+        and its row reported in :attr:`CatalogueChunk.bad_column`; ``"raise"``:
+        it raises :class:`InputError` naming file, column and row.
+
+    Raises
+    ------
+    InputError
+        On a structural problem (missing column, ragged row, damaged file, wrong
+        array length, a header line repeated in the data).
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
@@ -119,8 +167,24 @@ def iter_catalogue(
     needed = list(dict.fromkeys(n for v in plan.values() for n in _listify(v)))
     start = 0
     for raw in _rechunk(src.chunks(needed, chunk_rows), chunk_rows):
-        yield start, _Chunk(raw, src, start).convert(plan)
+        chunk = _Chunk(raw, src, start, lenient=bad_values == "null")
+        table = chunk.convert(plan)
+        yield CatalogueChunk(start, table, chunk.bad_column, chunk.bad_detail, chunk.id_known)
         start += raw.num_rows
+
+
+def iter_catalogue(
+    path: str | Path, columns: ColumnMap = ColumnMap(), chunk_rows: int = 100_000
+) -> Iterator[tuple[int, pa.Table]]:
+    """Yield ``(first_row_index_in_file, table)`` chunk by chunk.
+
+    Each table conforms to :data:`~jpasbatch.catalog.schemas.OBSERVED` and has
+    ``chunk_rows`` rows, the last one fewer. A file without data rows yields
+    nothing. Raises :class:`InputError` on any structural problem and on any
+    value that cannot be read (:func:`iter_chunks` reports those rows instead).
+    """
+    for chunk in iter_chunks(path, columns, chunk_rows, bad_values="raise"):
+        yield chunk.start, chunk.table
 
 
 def count_rows(path: str | Path, columns: ColumnMap = ColumnMap()) -> int:
@@ -342,10 +406,21 @@ def _plan(src: _Parquet | _Csv | _Fits, cm: ColumnMap) -> dict[str, str | list[s
 
 
 class _Chunk:
-    """One raw chunk being converted; errors are located at rows of the file."""
+    """One raw chunk being converted; errors are located at rows of the file.
 
-    def __init__(self, raw: pa.Table, src: _Parquet | _Csv | _Fits, start: int) -> None:
-        self.raw, self.src, self.start = raw, src, start
+    With ``lenient``, unreadable values are nulled and their rows recorded in
+    ``bad_column`` / ``bad_detail`` (the first problem of each row) instead of raising.
+    """
+
+    def __init__(
+        self, raw: pa.Table, src: _Parquet | _Csv | _Fits, start: int, lenient: bool = False
+    ) -> None:
+        self.raw, self.src, self.start, self.lenient = raw, src, start, lenient
+        self.bad_column = np.full(raw.num_rows, "", dtype=object)
+        self.bad_detail = np.full(raw.num_rows, "", dtype=object)
+        self.id_known = np.ones(raw.num_rows, bool)
+        #: file column -> rows nulled in it because a value could not be read
+        self.nulled: dict[str, np.ndarray] = {}
 
     def error(self, message: str, column: str, i: int = 0) -> InputError:
         return InputError(message, path=self.src.path, column=column, row=self.start + i)
@@ -354,24 +429,32 @@ class _Chunk:
         """The chunk as an OBSERVED table."""
         out = {k: self.scalar(plan[k], OBSERVED.field(k).type) for k in _META if "FLAGS" not in k}
         out |= {k: self.flags(plan[k]) for k in ("FLAGS", "MASK_FLAGS")}
+        id_columns = [plan["ID"]] if plan["ID"] else [plan["TILE_ID"], plan["NUMBER"]]
         if plan["ID"]:
             oid = self.scalar(plan["ID"], pa.int64())
+        for name in id_columns:  # rows whose id could not be read (rejected anyway)
+            if name in self.nulled:
+                self.id_known &= ~self.nulled[name]
+        if plan["ID"]:
+            if (null := oid.is_null().to_numpy(zero_copy_only=False) & self.id_known).any():
+                raise self.error("null object id", plan["ID"], int(np.flatnonzero(null)[0]))
+            oid = pc.fill_null(oid, -1)  # a placeholder where the id could not be read
         else:
             tile, number = self.not_null(plan, out, "TILE_ID"), self.not_null(plan, out, "NUMBER")
+            number = np.where(self.id_known, number, 0)
             if (bad := np.flatnonzero((number < 0) | (number >= MAX_NUMBER))).size:
                 why = f"NUMBER {number[bad[0]]} outside [0, {MAX_NUMBER}), OBJECT_ID not unique"
                 raise self.error(why, plan["NUMBER"], int(bad[0]))
             oid = pa.array(tile * MAX_NUMBER + number)
-        if oid.null_count:
-            raise self.error("null object id", plan["ID"], pc.index(oid.is_null(), True).as_py())
         photometry = [*self.bands(plan["FLUX"]), *self.bands(plan["RELERR"])]
         return pa.Table.from_arrays([oid, *(out[k] for k in _META), *photometry], schema=OBSERVED)
 
     def not_null(self, plan: dict, out: dict, key: str) -> np.ndarray:
-        if out[key].null_count:
-            i = pc.index(out[key].is_null(), True).as_py()
+        null = out[key].is_null().to_numpy(zero_copy_only=False) & self.id_known
+        if null.any():
+            i = int(np.flatnonzero(null)[0])
             raise self.error("null value, cannot form OBJECT_ID", plan[key], i)
-        return out[key].to_numpy().astype(np.int64)
+        return pc.fill_null(out[key], 0).to_numpy().astype(np.int64)
 
     def column(self, name: str) -> pa.Array:
         col = self.raw.column(name)
@@ -391,6 +474,8 @@ class _Chunk:
             return convert(arr)
         except _CAST_ERRORS as e:
             err = e
+        if self.lenient:
+            return self.null_unreadable(arr, convert, target, name, per_row)
         lo, hi = 0, len(arr)  # bisect for the first value that does not convert
         while hi - lo > 1:
             mid = (lo + hi) // 2
@@ -404,6 +489,45 @@ class _Chunk:
         if str(value) in self.src.names:
             why = f"a header line repeated in the data (value {value!r})"
         raise self.error(why, name, (hi - 1) // per_row)
+
+    def null_unreadable(
+        self, arr: pa.Array, convert, target: pa.DataType, name: str, per_row: int
+    ) -> pa.Array:
+        """``convert(arr)`` with the values it cannot convert nulled and their rows recorded.
+
+        The failing values are found by halving the failing slices: a few bad values
+        cost a few dozen casts, not one Python call per value.
+        """
+        bad: list[int] = []
+
+        def search(lo: int, hi: int) -> None:
+            try:
+                convert(arr[lo:hi])
+            except _CAST_ERRORS:
+                if hi - lo == 1:
+                    bad.append(lo)
+                else:
+                    mid = (lo + hi) // 2
+                    search(lo, mid)
+                    search(mid, hi)
+
+        search(0, len(arr))
+        for i in bad:
+            value = arr[i].as_py()
+            if str(value) in self.src.names:  # structural, not a bad value: stop
+                raise self.error(f"a header line repeated in the data (value {value!r})", name,
+                                 i // per_row)  # fmt: skip
+            row = i // per_row
+            if not self.bad_column[row]:
+                self.bad_column[row] = name
+                what = f"cannot read {repr(value)[:80]} as {target}"
+                self.bad_detail[row] = f"column {name!r}: {what}"
+        mask = np.zeros(len(arr), bool)
+        mask[bad] = True
+        rows = np.zeros(len(arr) // per_row, bool)
+        rows[np.asarray(bad, int) // per_row] = True
+        self.nulled[name] = self.nulled.get(name, False) | rows
+        return convert(pc.if_else(pa.array(mask), pa.scalar(None, arr.type), arr))
 
     def scalar(self, name: str, target: pa.DataType) -> pa.Array:
         return self.cast(self.column(name), target, name)  # an array column fails at row 0

@@ -185,13 +185,15 @@ def evaluation_report(
     """
     from tqdm import tqdm
 
+    from jpasbatch.progress import disable as progress_disable
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tables = {k: pq.read_table(v) for k, v in test_sets.items()}
     results: dict = {}
     predictors = {m: FoundationPredictor.load(p) for m, p in models.items()}
     jobs = [(m, d, c) for m in models for d in tables for c in contexts]
-    for m, d, c in tqdm(jobs, desc="predicting", unit="set"):
+    for m, d, c in tqdm(jobs, desc="predicting", unit="set", disable=progress_disable()):
         cols, _ = predictors[m].predict(tables[d], contexts[c], batch_size=batch_size)
         results.setdefault(m, {}).setdefault(d, {})[c] = evaluate(cols, tables[d])
     finetune = {}

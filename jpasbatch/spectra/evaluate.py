@@ -129,11 +129,13 @@ def predict_store(
     """Predictions for a prepared-spectra folder's ``split`` rows, joined to its labels."""
     from tqdm import tqdm
 
+    from jpasbatch.progress import disable as progress_disable
+
     st = SpectraStore(data)
     idx = st.index
     rows = np.flatnonzero((idx["SPLIT"] == split).to_numpy()) if split else np.arange(len(idx))
     parts = []
-    for s in tqdm(range(0, len(rows), batch), desc="spectra", disable=not progress):
+    for s in tqdm(range(0, len(rows), batch), desc="spectra", disable=progress_disable(progress)):
         r = rows[s : s + batch]
         flux, _, good = st.arrays(r)
         parts.append(model.predict_arrays(flux, good))

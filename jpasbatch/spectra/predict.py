@@ -174,6 +174,7 @@ def predict_spectra(
     """
     from tqdm import tqdm
 
+    from jpasbatch.progress import disable as progress_disable
     from jpasbatch.spectra.prepare import prepare_files
 
     parts, rejects, pending = [], [], []
@@ -184,7 +185,7 @@ def predict_spectra(
         parts.append(pd.concat([index, model.predict_arrays(flux, good)], axis=1))
         pending.clear()
 
-    for path in tqdm(paths, desc="spectra", unit="file", disable=not progress):
+    for path in tqdm(paths, desc="spectra", unit="file", disable=progress_disable(progress)):
         index, flux, _, good, rej = prepare_files([path], model.grid, 1, options)
         rejects.append(rej)
         if len(index):

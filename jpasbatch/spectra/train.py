@@ -19,6 +19,7 @@ kept as ``<part>/final.safetensors`` + ``final.json``.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,8 @@ from jpasbatch.raytrain import fit
 from jpasbatch.spectra.emulate import CLASSES
 from jpasbatch.spectra.loop import train_loop_per_worker
 from jpasbatch.spectra.store import SpectraStore
+
+log = logging.getLogger(__name__)
 
 #: The model folder's card (the weights are ``model.safetensors`` beside it).
 MODEL_FILE = "model.json"
@@ -198,7 +201,7 @@ def train(spec: SpectraTrainSpec, progress: bool = True) -> Path:
         state = _finished(run / part, config)
         if state is None:
             if progress:
-                print(f"[spectra-train] {part}: training", flush=True)
+                log.info(f"[spectra-train] {part}: training")
             state = fit(
                 train_loop_per_worker,
                 config,

@@ -34,12 +34,19 @@ from jpasbatch import atomic
 from jpasbatch.catalog.schemas import REJECTS
 from jpasbatch.distributed import tune_allocator
 from jpasbatch.errors import JpasBatchError
+from jpasbatch.progress import disable as progress_disable
 from jpasbatch.provenance import file_sha256, provenance
 from jpasbatch.vac import arrays as zarr_arrays
 from jpasbatch.vac import baseline
 from jpasbatch.vac.kernel import RowConservationError, process_partition
 from jpasbatch.vac.models import load_models, model_checksum
-from jpasbatch.vac.sources import Partition, is_hats, partitions, read_partition
+from jpasbatch.vac.sources import (
+    Partition,
+    check_columns,
+    is_hats,
+    partitions,
+    read_partition,
+)
 
 SUMMARY = "vac_summary.json"
 PROVENANCE = "provenance.json"
@@ -130,16 +137,33 @@ def infer(spec: InferSpec, *, client=None, progress: bool = True) -> dict:
     out = spec.out
     if spec.gpus:
         spec = spec.model_copy(update={"device": "cuda"})
-    _prepare_out(out, spec.resume)
+    # everything that can be checked without the cluster is, before OUT is touched
     parts = partitions(spec.catalogue, spec.rows_per_partition)
+    for path in dict.fromkeys(p.path for p in parts):
+        check_columns(pq.read_schema(path), path)
     spec = spec.model_copy(update={"class_source": class_source(spec)})
+    _check_models(spec)
     checksums = {}
     if spec.model is not None:
         checksums["classifier"] = model_checksum(_model_file(spec.model))
     if spec.foundation is not None:
         checksums["foundation"] = model_checksum(spec.foundation)
     run = _run_record(spec, checksums)
-    run_id = run["id"]
+    existed = out.exists()
+    _prepare_out(out, spec.resume)
+    try:
+        return _produce(spec, parts, run, checksums, client, progress)
+    except Exception:
+        if not spec.resume:
+            _remove_unfinished(out, existed)
+        raise
+
+
+def _produce(
+    spec: InferSpec, parts: list[Partition], run: dict, checksums: dict, client, progress: bool
+) -> dict:
+    """The run proper, once the inputs are checked and ``spec.out`` is prepared."""
+    out, run_id = spec.out, run["id"]
     _check_same_input(out, spec)
     (out / "dataset").mkdir(parents=True, exist_ok=True)
     (out / "rejects").mkdir(exist_ok=True)
@@ -273,7 +297,7 @@ def _run_tasks(todo, spec: InferSpec, run_id: str, client, progress: bool) -> li
             for p in todo
         ]
         bar = tqdm(total=sum(p.rows for p in todo), desc="infer", unit="row", unit_scale=True,
-                   disable=not progress)  # fmt: skip
+                   disable=progress_disable(progress))  # fmt: skip
         results = []
         for fut in as_completed(futures):
             res = fut.result()
@@ -325,6 +349,31 @@ def _prepare_out(out: Path, resume: bool) -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / SUMMARY).unlink(missing_ok=True)  # a resumed run is unfinished until the end
+
+
+def _check_models(spec: InferSpec) -> None:
+    """Load the models once here (on the CPU): a damaged or refused model file is one
+    clear error before any cluster starts or anything is written."""
+    if spec.model is not None:
+        from jpasbatch.classify.evaluate import load_model
+
+        load_model(spec.model)
+    if spec.foundation is not None:
+        from jpasbatch.foundation.predict import FoundationPredictor
+
+        FoundationPredictor.load(spec.foundation)
+
+
+def _remove_unfinished(out: Path, existed: bool) -> None:
+    """After a failed fresh run: remove what it made, unless a partition was finished.
+
+    A finished partition is kept for ``--resume``; a run that failed before its
+    first one (bad model, bad input) leaves nothing behind: ``out`` itself goes
+    if the run created it, else only its contents (the old run's, already replaced).
+    """
+    if out.is_dir() and any((out / "dataset").rglob("*.parquet")):
+        return
+    atomic.remove_created(out, existed)
 
 
 def class_source(spec: InferSpec) -> Literal["classifier", "template", "combined"]:

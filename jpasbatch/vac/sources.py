@@ -147,6 +147,49 @@ def object_ids(ids: pa.Array | pa.ChunkedArray, path: str) -> pa.Array:
     return pa.array(hashed)
 
 
+def check_columns(schema: pa.Schema, path: str | Path) -> None:
+    """Refuse an input without the 60 J-PAS fluxes or an id, naming the band count.
+
+    The bands are checked first: a catalogue of another photometric system (50
+    bands, say) is told so, not that it lacks ``OBJECT_ID``.
+
+    Raises
+    ------
+    InputError
+        Naming the file, how many of the 60 bands it has, and the first missing ones.
+    """
+    names = set(schema.names)
+    archive = "FLUX_APER_COR_3_0"
+    if archive in names and flux_column(BANDS[0]) not in names:
+        t = schema.field(archive).type
+        bands = f" of {t.list_size} bands" if pa.types.is_fixed_size_list(t) else ""
+        raise InputError(
+            f"an archive-layout catalogue ({archive} arrays{bands}): run `jpasbatch ingest` "
+            f"on it first (infer reads the {len(BANDS)} FLUX_<band> columns it writes)",
+            path=path,
+            column=archive,
+        )
+    wanted = [flux_column(b) for b in BANDS]
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        extra = sorted(
+            n for n in names - set(wanted) if n.startswith("FLUX_") and "RELERR" not in n
+        )
+        have = len(BANDS) - len(missing)
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        other = f"; other flux columns: {', '.join(extra[:5])}" if extra else ""
+        raise InputError(
+            f"the catalogue has {have} of the {len(BANDS)} J-PAS bands (FLUX_<band> "
+            f"columns); missing: {shown}{other}",
+            path=path,
+            column=missing[0],
+        )
+    if "OBJECT_ID" not in names and "ID" not in names:
+        raise InputError("no OBJECT_ID (or ID) column", path=path, column="OBJECT_ID")
+
+
 def read_partition(part: Partition) -> pa.Table:
     """The partition as a table with ``OBJECT_ID``, the flux and error columns.
 
@@ -158,20 +201,12 @@ def read_partition(part: Partition) -> pa.Table:
     pf = pq.ParquetFile(part.path)
     table = pf.read() if part.row_groups is None else pf.read_row_groups(list(part.row_groups))
     names = set(table.column_names)
+    check_columns(table.schema, part.path)
     if "OBJECT_ID" not in names:
-        if "ID" not in names:
-            raise InputError("no OBJECT_ID (or ID) column", path=part.path, column="OBJECT_ID")
         table = table.append_column("OBJECT_ID", object_ids(table["ID"], part.path))
     for ours, theirs in (("ALPHA_J2000", "RA"), ("DELTA_J2000", "DEC")):
         if ours not in names and theirs in names:
             table = table.append_column(ours, table[theirs].cast(pa.float64()))
-    missing = [flux_column(b) for b in BANDS if flux_column(b) not in names]
-    if missing:
-        raise InputError(
-            f"{len(missing)} of the {len(BANDS)} J-PAS flux columns are missing",
-            path=part.path,
-            column=missing[0],
-        )
     nan = pa.array(np.full(table.num_rows, np.nan, np.float32))
     for b in BANDS:
         if relerr_column(b) not in names:

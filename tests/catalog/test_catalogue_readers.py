@@ -15,6 +15,7 @@ from jpasbatch.catalog.readers import (
     ColumnMap,
     count_rows,
     iter_catalogue,
+    iter_chunks,
     read_catalogue,
     write_archive_like,
 )
@@ -398,3 +399,47 @@ def test_nulls(tmp_path):
     table = table.set_column(3, OBSERVED.field(3), pa.array([None] + [1.0] * 9, pa.float64()))
     path = write_archive_like(tmp_path / "cat.parquet", table, layout="per_band")
     assert np.isnan(read_catalogue(path)["ALPHA_J2000"][0].as_py())
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_unreadable_values_are_reported_by_row(tmp_path, fmt):
+    # iter_chunks nulls a value it cannot read and names its row and column; the
+    # other rows, and the rest of the file, are read as usual
+    cols = raw_columns()
+    cols["ALPHA_J2000"] = cols["ALPHA_J2000"].astype(str)
+    cols["ALPHA_J2000"][23] = "abc"
+    cols["NUMBER"] = cols["NUMBER"].astype(str)
+    cols["NUMBER"][5] = "n/a"
+    path = write_raw(tmp_path / f"cat.{fmt}", cols, fmt)
+    chunks = list(iter_chunks(path, chunk_rows=7))
+    bad = np.concatenate([c.bad_column for c in chunks])
+    detail = np.concatenate([c.bad_detail for c in chunks])
+    id_known = np.concatenate([c.id_known for c in chunks])
+    assert np.flatnonzero(bad != "").tolist() == [5, 23]
+    assert bad[5] == "NUMBER" and bad[23] == "ALPHA_J2000"
+    assert "cannot read 'abc'" in detail[23] and "'n/a'" in detail[5]
+    assert np.flatnonzero(~id_known).tolist() == [5]  # no id from an unreadable NUMBER
+    table = pa.concat_tables([c.table for c in chunks])
+    assert table.num_rows == 40 and table["ALPHA_J2000"][23].as_py() is None
+    want = raw_columns()
+    np.testing.assert_allclose(
+        np.delete(table["ALPHA_J2000"].to_numpy(zero_copy_only=False), 23),
+        np.delete(want["ALPHA_J2000"], 23),
+        rtol=1e-6 if fmt == "fits" else 0,
+    )
+
+
+def test_unreadable_flux_in_array_column(tmp_path):
+    # one bad element of a CSV array marks its row; the array's other bands stay
+    cols = raw_columns()
+    cols[FLUX] = [list(map(float, r)) for r in cols[FLUX]]
+    path = write_raw(tmp_path / "cat.csv", cols, "csv")
+    lines = path.read_text().splitlines()
+    head, rest = lines[1 + 12].split("[", 1)  # FLUX is the first array column
+    lines[1 + 12] = head + "[oops" + rest[rest.index(",") :]
+    path.write_text("\n".join(lines) + "\n")
+    chunks = list(iter_chunks(path, chunk_rows=16))
+    bad = np.concatenate([c.bad_column for c in chunks])
+    assert np.flatnonzero(bad != "").tolist() == [12] and bad[12] == FLUX
+    with pytest.raises(InputError, match=where(path, FLUX, 12) + " cannot read 'oops'"):
+        read_all(path)

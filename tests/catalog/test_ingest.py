@@ -47,6 +47,14 @@ def inputs(tmp_path_factory):
         write_archive_like(d / "tile_a.parquet", pa_a, layout="array", fmt="parquet"),
         write_archive_like(d / "tile_b.csv", pa_b, layout="per_band", fmt="csv"),
     ]
+    # unreadable cells: a flux (row 40) and a NUMBER (row 41, so no OBJECT_ID)
+    lines = files[1].read_text().splitlines()
+    header = [h.strip('"') for h in lines[1].split(",")]
+    for row, column, text in ((40, "FLUX_APER_COR_3_0_J0500", "n/a"), (41, "NUMBER", "12x")):
+        cells = lines[2 + row].split(",")
+        cells[header.index(column)] = text
+        lines[2 + row] = ",".join(cells)
+    files[1].write_text("\n".join(lines) + "\n")
     return files, pa.concat_tables([pa_a, pa_b])
 
 
@@ -64,7 +72,7 @@ def ingested(inputs, client, tmp_path_factory):
 
 
 def test_ingest_conserves_rows_and_gives_reasons(inputs, ingested):
-    files, _ = inputs
+    files, table = inputs
     out, summary = ingested
     assert summary.rows_in == 2400 == summary.rows_kept + summary.rows_rejected
     rejects = pq.read_table(out / "rejects")
@@ -80,6 +88,7 @@ def test_ingest_conserves_rows_and_gives_reasons(inputs, ingested):
         "MASK_FLAGS",
         "FEW_BANDS",
         "DUPLICATE_ID",
+        "BAD_VALUE",
     ):
         assert by_reason.get(code, 0) > 0, code
     # the rejects point at the exact input rows
@@ -89,6 +98,12 @@ def test_ingest_conserves_rows_and_gives_reasons(inputs, ingested):
     for row in (7, 20, 21, 22):  # later occurrences go, the first stays
         assert rej.loc[(str(files[1]), row), "REASON"] == "DUPLICATE_ID"
     assert (str(files[1]), 6) not in rej.index
+    # a cell that is not a number rejects its row only, naming the column
+    for row, column, text in ((40, "FLUX_APER_COR_3_0_J0500", "n/a"), (41, "NUMBER", "12x")):
+        assert rej.loc[(str(files[1]), row), "REASON"] == "BAD_VALUE"
+        assert f"column '{column}': cannot read '{text}'" in rej.loc[(str(files[1]), row), "DETAIL"]
+    assert pd.isna(rej.loc[(str(files[1]), 41), "OBJECT_ID"])
+    assert rej.loc[(str(files[1]), 40), "OBJECT_ID"] == table["OBJECT_ID"][1500 + 40].as_py()
     assert not {(str(files[0]), r) for r in (100, 101, 102)} & set(rej.index)
     # each input row is in exactly one place
     kept = lsdb.open_catalog(out).compute()

@@ -107,10 +107,11 @@ def test_resume_skips_finished_partitions_and_gives_the_same_vac(
     for a, b in zip(files, sorted((out / "dataset").rglob("Npix=*.parquet")), strict=True):
         assert pq.read_table(a).equals(pq.read_table(b))
     # resuming with another model would mix two runs in one VAC: refused
-    other = tmp_path / "other.json"
-    shutil.copy(committee, other)
-    with open(other, "ab") as fh:
-        fh.write(b"\0")  # a different checksum
+    from jpasbatch.classify.evaluate import load_model
+
+    clf = load_model(committee)
+    clf.temperature = 2.0  # a different model, as valid as the first
+    other = clf.save(tmp_path / "other" / "model.json")
     (copy / "dataset" / "Norder=0").mkdir(exist_ok=True)
     spec = InferSpec(catalogue=hats_catalogue, model=other, out=copy, resume=True)
     with pytest.raises(JpasBatchError, match="another run"):
