@@ -301,6 +301,13 @@ def _add_mocks(sub: argparse._SubParsersAction) -> None:
         "qso_composite); default: the simulated world's single template set per class",
     )
     p.add_argument(
+        "--missing-bands",
+        type=float,
+        default=0.0,
+        help="share of training rows that lose 1-4 bands (blue end, red end or any), as "
+        "real spectra and catalogues do",
+    )
+    p.add_argument(
         "--zero-point-mag", type=float, default=0.0, help="per-object band zero-point scatter"
     )
     p.add_argument(
@@ -329,6 +336,7 @@ def _run_mocks(args: argparse.Namespace) -> int:
         fast=args.fast,
         extras=args.extras,
         families=list(FAMILIES) if args.families == ["all"] else args.families,
+        missing_bands=args.missing_bands,
         zero_point_mag=args.zero_point_mag,
         psf_scatter_mag=args.psf_scatter_mag,
     )

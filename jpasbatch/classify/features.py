@@ -5,7 +5,10 @@
   plus the rSDSS magnitude scaled to [0, 1] over the training set.
 
 Missing measurements (NaN) enter as 0, the same "no information" value the
-paper uses for undefined colours. Rows without a positive rSDSS flux have no
+paper uses for undefined colours, or (``missing="mean"``) as the training mean of
+the standardised feature: a relative flux of 0 is not "no information" but a
+deep drop-out, and a real QSO whose spectrum stops short of uJAVA was called a
+STAR with p > 0.99 for it. Rows without a positive rSDSS flux have no
 reference and are returned as unusable (``ok`` False): the caller rejects them.
 Each feature is then standardised with the training set's mean and standard
 deviation: the raw relative fluxes span four decades from band to band, and an
@@ -44,6 +47,9 @@ class FeatureScaler:
         arbitrarily large, and a single 1e4 input saturates every ReLU downstream.
     mean, std
         Per-feature standardisation (None: features as the paper defines them).
+    missing
+        What a missing (NaN) band becomes: ``zero`` (the paper's 0 before
+        standardisation) or ``mean`` (0 after it: the training mean).
     """
 
     kind: FeatureKind = "ann1"
@@ -52,6 +58,7 @@ class FeatureScaler:
     clip: float = 50.0
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    missing: Literal["zero", "mean"] = "zero"
 
     @classmethod
     def fit(
@@ -62,6 +69,7 @@ class FeatureScaler:
         *,
         r_flux: np.ndarray | None = None,
         standardise: bool = True,
+        missing: Literal["zero", "mean"] = "zero",
     ) -> FeatureScaler:
         """Scaling constants from training fluxes (N, 60).
 
@@ -72,7 +80,7 @@ class FeatureScaler:
         r = r[np.isfinite(r)]
         if r.size == 0:
             raise ValueError("no training row has a positive rSDSS flux")
-        raw = cls(kind=kind, r_min=float(r.min()), r_max=float(r.max()), clip=clip)
+        raw = cls(kind=kind, r_min=float(r.min()), r_max=float(r.max()), clip=clip, missing=missing)
         if not standardise:
             return raw
         x, ok = raw.transform(flux)
@@ -111,6 +119,8 @@ class FeatureScaler:
             x = np.column_stack([x, scaled])
         if self.mean is not None:
             x = (x - np.asarray(self.mean)) / np.asarray(self.std)
+            if self.missing == "mean":
+                x[:, : f.shape[1]][np.isnan(f)] = 0.0
         x[~ok] = 0.0
         return x.astype(np.float32), ok
 

@@ -51,6 +51,9 @@ class TrainSpec(BaseModel):
         ``ann`` (the committee) or ``forest`` (the baseline).
     features
         ``ann1`` (relative fluxes) or ``ann2`` (colours + scaled r).
+    missing
+        A missing band's feature: ``mean`` (the training mean, "no information")
+        or ``zero`` (the paper's 0 relative flux / colour).
     members, hidden, layers, dropout, max_norm
         The committee's architecture.
     lr, batch_size, epochs, patience
@@ -82,6 +85,7 @@ class TrainSpec(BaseModel):
     name: str = "classifier"
     model: Literal["ann", "forest"] = "ann"
     features: Literal["ann1", "ann2"] = "ann1"
+    missing: Literal["zero", "mean"] = "mean"
     members: int = Field(8, ge=1)
     hidden: int = Field(200, ge=1)
     layers: int = Field(8, ge=1)
@@ -128,7 +132,7 @@ def train(spec: TrainSpec) -> Path:
             {k: v for k, v in base.model.hparams.items() if k not in ("n_in", "n_out")},
         )
     else:
-        scaler = FeatureScaler.fit(flux_sample, spec.features, r_flux=r_flux)
+        scaler = FeatureScaler.fit(flux_sample, spec.features, r_flux=r_flux, missing=spec.missing)
         arch = {k: getattr(spec, k) for k in ("members", "hidden", "layers", "dropout", "max_norm")}
     config = {
         "train_paths": [str(p.resolve()) for p in spec.train],

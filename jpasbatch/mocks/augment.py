@@ -298,3 +298,53 @@ def balanced_split(
         for name, part in zip(SPLITS, np.split(idx, np.cumsum(sizes)[:-1]), strict=True):
             out[part] = name
     return out
+
+
+def drop_bands(
+    flux: np.ndarray,
+    relerr: np.ndarray,
+    fraction: float,
+    rng: np.random.Generator,
+    order: np.ndarray,
+    keep: int,
+) -> np.ndarray:
+    """Mark bands missing (NaN, in place) in a ``fraction`` of rows, as real data lack them.
+
+    A spectrum stops short of the bluest or reddest bands (SDSS / BOSS /
+    LAMOST start at 3600-3800 A, several end near 9200 A) and masks the odd
+    band; a photometric catalogue flags some. A third of the chosen rows lose
+    1-3 bands at the blue end, a third 1-3 at the red end, a third 1-4 anywhere.
+
+    Parameters
+    ----------
+    flux, relerr
+        ``(N, B)``, modified in place.
+    fraction
+        Share of rows with missing bands.
+    order
+        Band indices sorted by wavelength.
+    keep
+        A band index never dropped (the reference band of the features).
+
+    Returns
+    -------
+    numpy.ndarray
+        The ``(N, B)`` mask of the dropped bands.
+    """
+    n, nb = flux.shape
+    mask = np.zeros((n, nb), bool)
+    rows = np.flatnonzero(rng.random(n) < fraction)
+    kind = rng.integers(0, 3, rows.size)
+    k = rng.integers(1, 4, rows.size)
+    for row, kd, kk in zip(rows, kind, k, strict=True):
+        if kd == 0:
+            bands = order[:kk]
+        elif kd == 1:
+            bands = order[-kk:]
+        else:
+            bands = rng.choice(nb, kk + int(rng.integers(0, 2)), replace=False)
+        mask[row, bands] = True
+    mask[:, keep] = False
+    flux[mask] = np.nan
+    relerr[mask] = np.nan
+    return mask

@@ -32,7 +32,13 @@ from jpasbatch.catalog.cuts import photometry_arrays
 from jpasbatch.catalog.rowpart import write_partition, write_properties
 from jpasbatch.catalog.schemas import BANDS, FAMILY_FIELD, MOCK, MOCK_EXT, PHYSICAL_LABELS
 from jpasbatch.distributed import dask_client
-from jpasbatch.mocks.augment import balanced_split, hybridise, inverse_density_weights
+from jpasbatch.filters import jpas
+from jpasbatch.mocks.augment import (
+    balanced_split,
+    drop_bands,
+    hybridise,
+    inverse_density_weights,
+)
 from jpasbatch.mocks.noise import observe
 from jpasbatch.mocks.similarity import FluxEmbedder, assign_errors
 from jpasbatch.provenance import provenance
@@ -40,6 +46,10 @@ from jpasbatch.sim.families import world
 from jpasbatch.sim.populations import PopulationParams, expected_counts, sample_population
 from jpasbatch.sim.spectral_families import FamilyMix, check_families
 from jpasbatch.sim.survey import reference_tiles
+
+#: Band indices by pivot wavelength, and the features' reference band (never dropped).
+_BAND_ORDER = np.argsort([b.pivot_wavelength for b in jpas()])
+_R_BAND = BANDS.index("rSDSS")
 
 
 class MocksConfig(BaseModel):
@@ -82,6 +92,10 @@ class MocksConfig(BaseModel):
         with randomised dust, lines, hosts and absorbers), written as the
         ``FAMILY`` column. None: the emulator's ``simulated`` world (one template
         set per class, no randomisation).
+    missing_bands
+        Share of training rows that lose some bands (NaN), the way real spectra
+        stop short of the bluest or reddest J-PAS bands
+        (:func:`jpasbatch.mocks.augment.drop_bands`).
     zero_point_mag, psf_scatter_mag
         Domain randomisation of the photometry, per object and band: a Gaussian
         zero-point offset of this r.m.s. (mag) for every object, and a PSF/aperture
@@ -105,6 +119,7 @@ class MocksConfig(BaseModel):
     extras: bool = False
     fast: bool = False
     families: list[str] | None = None
+    missing_bands: float = Field(0.0, ge=0, le=1)
     zero_point_mag: float = Field(0.0, ge=0)
     psf_scatter_mag: float = Field(0.0, ge=0)
 
@@ -232,6 +247,11 @@ def make_partition(index: int, config: MocksConfig, observed=None, embedder=None
             }
     obs_flux, relerr = _errors(flux, config, rng, observed, embedder)
     train = split == "train"
+    if config.missing_bands:
+        drop_rng = np.random.default_rng(np.random.SeedSequence([config.seed, index, 2]))
+        sub_f, sub_e = obs_flux[train], relerr[train]
+        drop_bands(sub_f, sub_e, config.missing_bands, drop_rng, _BAND_ORDER, _R_BAND)
+        obs_flux[train], relerr[train] = sub_f, sub_e
     weight = np.zeros(len(flux))
     # each partition holds 1/n_parts of the mass, so every class sums to 1/3 overall
     n_parts = -(-config.n_objects // config.partition_rows)

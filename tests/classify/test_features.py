@@ -72,3 +72,24 @@ def test_standardisation_against_scikit_learn(flux, kind):
 def test_fit_needs_a_reference_flux():
     with pytest.raises(ValueError, match="rSDSS"):
         FeatureScaler.fit(np.zeros((3, 60)))
+
+
+@pytest.mark.parametrize("kind", ["ann1", "ann2"])
+def test_missing_bands_become_the_training_mean(flux, kind):
+    zero = FeatureScaler.fit(flux, kind)
+    mean = FeatureScaler.fit(flux, kind, missing="mean")
+    xz, _ = zero.transform(flux)
+    xm, _ = mean.transform(flux)
+    col = 7 if 7 < R else 6  # band 7's feature column (the reference has none)
+    # standardised, the mean is 0: the "no information" value whatever the band
+    assert xm[1, col] == 0.0
+    assert xz[1, col] == pytest.approx((0.0 - zero.mean[col]) / zero.std[col], rel=1e-5)
+    # every other feature is the same
+    other = np.ones_like(xm, bool)
+    other[1, col] = False
+    np.testing.assert_array_equal(xm[other], xz[other])
+    # a card without the field (older models) keeps the paper's zero
+    d = mean.to_dict()
+    assert FeatureScaler.from_dict(d).missing == "mean"
+    d.pop("missing")
+    assert FeatureScaler.from_dict(d).missing == "zero"

@@ -10,6 +10,7 @@ from scipy.spatial.distance import cdist
 from jpasbatch.mocks.augment import (
     balanced_split,
     draw_alpha,
+    drop_bands,
     hybridise,
     inverse_density_weights,
     luminosity_coefficients,
@@ -173,3 +174,22 @@ def test_splits_are_stratified_and_deterministic():
     assert not np.array_equal(s, balanced_split(cls, 2))
     with pytest.raises(ValueError, match="fractions"):
         balanced_split(cls, 1, fractions=(0.7, 0.2, 0.2))
+
+
+def test_drop_bands_patterns_and_share():
+    rng = np.random.default_rng(5)
+    n, nb = 30_000, 60
+    flux, relerr = np.ones((n, nb)), np.ones((n, nb))
+    order = rng.permutation(nb)  # any wavelength order
+    mask = drop_bands(flux, relerr, 0.3, rng, order, keep=int(order[30]))
+    rows = mask.any(1)
+    assert rows.mean() == pytest.approx(0.3, abs=0.01)
+    assert np.array_equal(np.isnan(flux), mask) and np.array_equal(np.isnan(relerr), mask)
+    assert not mask[:, order[30]].any()  # the reference band is kept
+    assert mask[rows].sum(1).max() <= 4
+    # a third of the rows lose bands only at the red end, in wavelength order
+    red = mask[:, order[-3:]].any(1) & ~mask[:, order[:-3]].any(1)
+    assert red.mean() == pytest.approx(0.1, abs=0.015)
+    for row in np.flatnonzero(red)[:50]:
+        lost = np.flatnonzero(mask[row, order])
+        assert np.array_equal(lost, np.arange(nb - lost.size, nb))
