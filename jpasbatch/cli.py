@@ -495,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_classify.add_evaluate(sub)
     cli_classify.add_study(sub)
     cli_classify.add_transfer(sub)
+    cli_classify.add_publish(sub)
     cli_foundation.add_train(sub)
     cli_foundation.add_predict(sub)
     cli_foundation.add_evaluate(sub)

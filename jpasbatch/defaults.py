@@ -88,3 +88,61 @@ def publish(run: Path, dest: Path, card: dict) -> Path:
     (dest / "SHA256SUMS").write_text(sums)
     verify(dest)
     return dest
+
+
+def build_card(run: Path, job: Path, transfer: Path | None, real_check: Path) -> dict:
+    """The published card: recipe, training data, and the figures that judge the model.
+
+    Parameters
+    ----------
+    run
+        The training run folder (its ``model.json`` holds the training spec and
+        validation figures; its training data's ``_properties.json`` the mocks' recipe).
+    job
+        The job file that trained it.
+    transfer
+        ``transfer.json`` of ``jpasbatch transfer`` (the leave-one-family-out study).
+    real_check
+        ``real_check.json`` of ``jpasbatch real-check`` with this model.
+    """
+    model = json.loads((run / "model.json").read_text())
+    meta = model.get("meta", model)
+    train_paths = meta.get("spec", {}).get("train", [])
+    data = {}
+    for path in map(Path, train_paths):
+        props = path / "_properties.json"
+        if props.is_file():
+            data[str(path.name)] = json.loads(props.read_text()).get("provenance", {})
+    checks = json.loads(Path(real_check).read_text())
+    sets = checks.get("sets", {})
+    card = {
+        "name": CLASSIFIER,
+        "what": "ANN committee (miniJPAS QSO III recipe) trained on mocks of every "
+        "spectral family, randomised; classes STAR, GALAXY, QSO_LOW, QSO_HIGH",
+        "recipe": {
+            "job": str(job),
+            "job_text": Path(job).read_text(),
+            "commands": [
+                f"jpasbatch run {job}",
+                f"jpasbatch real-check ../shared/data/real_spectra --model {run} --record",
+                f"jpasbatch publish-model {run} --job {job} --real-check <real_check.json>",
+            ],
+        },
+        "training": {k: meta.get(k) for k in ("spec", "best_epoch", "best_val_weighted_f1")},
+        "data": data,
+        "real_sky": {
+            "all": checks.get("all"),
+            "sdss_dr16_qso": sets.get("sdss_dr16_qso", {}).get("scores"),
+        },
+        "licences": "templates behind the mocks: jpasbatch/data/templates/*/PROVENANCE.md",
+    }
+    if transfer is not None:
+        study = json.loads(Path(transfer).read_text())
+        card["leave_one_family_out"] = {
+            "summary": study["summary"],
+            "held_out_recall": {
+                f: {r: v[r]["held_class_recall"] for r in ("lofo", "all", "legacy")}
+                for f, v in study["families"].items()
+            },
+        }
+    return card

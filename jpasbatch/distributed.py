@@ -49,17 +49,27 @@ def dask_client(
 
 
 def gather(futures: list, progress: bool, what: str) -> list:
-    """Results of Dask ``futures`` in submission order, with a progress bar as they finish."""
+    """Results of Dask ``futures`` in submission order, with a progress bar as they finish.
+
+    Without a terminal (a batch log), a log line per finished part instead.
+    """
+    import logging
+    import sys
+
     from dask.distributed import as_completed
     from tqdm import tqdm
 
     from jpasbatch.progress import disable as progress_disable
 
     results = {}
-    bar = tqdm(total=len(futures), desc=what, unit="part", disable=progress_disable(progress))
-    for fut in as_completed(futures):
+    disable = progress_disable(progress)
+    bar = tqdm(total=len(futures), desc=what, unit="part", disable=disable)
+    lines = progress and not sys.stderr.isatty()
+    for done, fut in enumerate(as_completed(futures), 1):
         results[fut.key] = fut.result()
         bar.update()
+        if lines:
+            logging.getLogger(__name__).info("%s: %d/%d parts", what, done, len(futures))
     bar.close()
     return [results[f.key] for f in futures]
 

@@ -16,6 +16,7 @@ to ``state.safetensors`` and the rest to ``state.json``
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -89,7 +90,15 @@ def load_state(config: dict) -> dict | None:
 
 
 def save_state(state: dict, metrics: dict, config: dict, rank: int) -> None:
-    """Checkpoint ``state`` and report ``metrics`` (every rank must call it, every epoch)."""
+    """Checkpoint ``state`` and report ``metrics`` (every rank must call it, every epoch).
+
+    Rank 0 also logs the epoch's metrics: a line per epoch, which a batch log keeps.
+    """
+    if rank == 0:
+        shown = ", ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+        )
+        logging.getLogger(__name__).info("epoch: %s", shown)
     if not config.get("ray"):
         if config.get("checkpoint_dir"):
             modelio.save_tree(Path(config["checkpoint_dir"]) / STATE_FILE, state)

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from jpasbatch.catalog.cuts import photometry_arrays
 from jpasbatch.catalog.rowpart import write_partition, write_properties
 from jpasbatch.catalog.schemas import BANDS, FAMILY_FIELD, MOCK, MOCK_EXT, PHYSICAL_LABELS
-from jpasbatch.distributed import dask_client
+from jpasbatch.distributed import dask_client, gather
 from jpasbatch.filters import jpas
 from jpasbatch.mocks.augment import (
     balanced_split,
@@ -371,7 +371,7 @@ def make_mocks(
             c.submit(_write_partition, k, config, *shared, str(out), pure=False)
             for k in range(n_parts)
         ]
-        rows = c.gather(futures)
+        rows = gather(futures, progress=True, what="mocks")
     prov = provenance(
         inputs={} if observed is None else {"observed": str(observed)},
         parameters=config.model_dump(),

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jpasbatch import atomic
 from jpasbatch.catalog.readers import write_archive_like
 from jpasbatch.catalog.schemas import BANDS, EXTERNAL, OBSERVED
-from jpasbatch.distributed import dask_client
+from jpasbatch.distributed import dask_client, gather
 from jpasbatch.mocks.noise import observe
 from jpasbatch.provenance import provenance
 from jpasbatch.sim.families import world
@@ -259,7 +259,7 @@ def simulate(
             c.submit(_run_tile, t, float(a), config, i, str(out), pure=False)
             for i, (t, a) in enumerate(zip(tiles, areas, strict=True))
         ]
-        results = c.gather(futures)
+        results = gather(futures, progress=True, what="simulate")
     classes: dict[str, int] = {}
     for r in results:
         for k, v in r["classes"].items():
