@@ -34,7 +34,7 @@ from tqdm import tqdm
 from jpasbatch import atomic
 from jpasbatch.catalog.cuts import REASONS, QualityCuts, reject_reasons
 from jpasbatch.catalog.readers import ColumnMap, count_rows, iter_catalogue
-from jpasbatch.catalog.schemas import OBSERVED, REJECTS
+from jpasbatch.catalog.schemas import HEALPIX_COLUMN, OBSERVED, REJECTS, with_astropy_units
 from jpasbatch.distributed import dask_client
 from jpasbatch.errors import JpasBatchError
 from jpasbatch.provenance import file_sha256, provenance
@@ -282,7 +282,12 @@ def _partition(
     from hats_import.pipeline import pipeline_with_client
 
     schema_file = work / "schema.parquet"
-    pq.write_table(OBSERVED.empty_table(), schema_file)
+    # hats-import writes every pixel with this schema's metadata: the astropy
+    # header makes the units readable by Table.read; it lists the _healpix_29
+    # column hats-import appends, which astropy's reader needs
+    pq.write_table(
+        OBSERVED.empty_table().cast(with_astropy_units(OBSERVED, (HEALPIX_COLUMN,))), schema_file
+    )
     args = ImportArguments(
         output_path=str(out.parent),
         output_artifact_name=out.name,

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from astropy import units as u
+from astropy.io import fits as pyfits
 from astropy.table import Table
 
 from jpasbatch.catalog.cuts import QualityCuts
@@ -163,6 +165,33 @@ def test_targets_and_counts_against_a_loop(vac, tmp_path):
     assert list(fits["OBJECT_ID"]) == list(targets["OBJECT_ID"])
     assert fits.meta["PQSO_MIN"] == 0.3
     assert len(pd.read_csv(paths["expected_counts_csv"])) == 16
+
+
+def test_units_readable_by_astropy(hats_catalogue, vac, tmp_path):
+    """Table.read shows the units of the VAC, of the ingested catalogue and of the targets."""
+    out, summary = vac
+    f_lambda = u.erg / u.s / u.cm**2 / u.AA
+    # the ingested catalogue: a HATS pixel file as hats-import wrote it
+    pixel = next((hats_catalogue / "dataset").rglob("Npix=*.parquet"))
+    cat = Table.read(pixel)
+    assert cat["FLUX_J0378"].unit == f_lambda and cat["ALPHA_J2000"].unit == u.deg
+    assert cat["FLUX_RELERR_J0378"].unit is None and "_healpix_29" in cat.colnames
+    assert cat["DELTA_J2000"].description == "declination (J2000)"
+    # the VAC's rows: every file reads, also those with null strings (no classifier output)
+    tables = [Table.read(f) for f in sorted((out / "dataset").rglob("Npix=*.parquet"))]
+    assert sum(len(t) for t in tables) == summary["rows_vac"]
+    rows = tables[0]
+    want = {"ALPHA_J2000": u.deg, "DELTA_J2000": u.deg, "MAG_R": u.mag, "ENTROPY": u.bit}
+    assert {c: rows[c].unit for c in rows.colnames if rows[c].unit is not None} == want
+    # the Arrow field metadata stays (other readers use it)
+    assert pq.read_schema(pixel).field("FLUX_J0378").metadata[b"unit"] == b"erg s-1 cm-2 Angstrom-1"
+    # the targets FITS: TUNITn in the header, read back as units
+    paths = write_targets(out, tmp_path / "t", threshold=0.0, mag_limit=30.0)
+    header = pyfits.getheader(paths["qso_targets"], 1)
+    units = {header[f"TTYPE{i}"]: header.get(f"TUNIT{i}") for i in range(1, header["TFIELDS"] + 1)}
+    assert units["ALPHA_J2000"] == "deg" and units["MAG_R"] == "mag"
+    assert units["OBJECT_ID"] is None
+    assert Table.read(paths["expected_counts"])["MAG_R_LO"].unit == u.mag
 
 
 def test_vac_against_truth(vac, tmp_path):
