@@ -149,7 +149,7 @@ def infer(spec: InferSpec, *, client=None, progress: bool = True) -> dict:
     attrs = {"provenance_id": run_id}
     if spec.templates != "none":
         # the p(z) grid: PZ_TEMPLATE rows are qp.interp yvals on these xvals
-        attrs["PZ_TEMPLATE_Z"] = baseline.grids(spec.templates == "coarse").z["QSO"].tolist()
+        attrs[zarr_arrays.PZ_GRID] = baseline.grids(spec.templates == "coarse").z["QSO"].tolist()
     zarr_arrays.init_store(out, attrs)
     todo = [p for p in parts if p not in done]
     t0 = time.perf_counter()

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import zarr
 from astropy import units as u
 from astropy.io import fits as pyfits
 from astropy.table import Table
@@ -88,6 +89,38 @@ def test_zarr_arrays_are_aligned_by_row(vac):
         members = stored["P_MEMBERS"][np.isfinite(stored["P_MEMBERS"]).all(axis=(1, 2))]
         assert len(members) >= table.num_rows - 2
         np.testing.assert_allclose(members.sum(-1), 1, atol=1e-5)
+
+
+def test_zarr_arrays_name_their_axes_and_classes(vac):
+    out, _ = vac
+    root = zarr.open_group(str(out / arrays.STORE), mode="r")
+    groups = list(root.group_keys())
+    assert len(groups) == len(partitions(out))
+    for name in groups:
+        group = root[name]
+        assert set(group.array_keys()) == {"OBJECT_ID", "P_MEMBERS", "PZ_TEMPLATE"}
+        for arr in group.array_values():
+            dims = arr.attrs["_ARRAY_DIMENSIONS"]
+            # one name per axis, the rows first; the same names in Zarr v3's own field
+            assert len(dims) == arr.ndim and dims[0] == "object"
+            assert tuple(arr.metadata.dimension_names) == tuple(dims)
+        assert group["P_MEMBERS"].attrs["_ARRAY_DIMENSIONS"] == ["object", "member", "class"]
+        # the class order of the last axis is the VAC's P_<CLASS> column order
+        assert group["P_MEMBERS"].attrs["classes"] == ["STAR", "GALAXY", "QSO_LOW", "QSO_HIGH"]
+        pz = group["PZ_TEMPLATE"]
+        grid = root.attrs[pz.attrs["z_grid"]]
+        assert pz.shape[1] == len(grid) and np.all(np.diff(grid) > 0)
+
+
+def test_zarr_arrays_open_in_xarray(vac):
+    xr = pytest.importorskip("xarray")
+    out, _ = vac
+    key = partitions(out)[0].key.replace("dataset/", "")
+    ds = xr.open_zarr(out / arrays.STORE, group=arrays.group_name(key), consolidated=False)
+    stored = arrays.read_partition_arrays(out, key)
+    assert ds["P_MEMBERS"].dims == ("object", "member", "class")
+    np.testing.assert_array_equal(ds["P_MEMBERS"].values, stored["P_MEMBERS"])
+    assert ds.sizes["object"] == len(stored["OBJECT_ID"])
 
 
 def test_resume_skips_finished_partitions_and_gives_the_same_vac(
