@@ -91,6 +91,78 @@ def test_zarr_arrays_are_aligned_by_row(vac):
         np.testing.assert_allclose(members.sum(-1), 1, atol=1e-5)
 
 
+def _partition_of(cat, ra, dec):
+    """Index into ``cat.get_healpix_pixels()`` of the pixel holding each position (-1: none)."""
+    from hats.pixel_math.spatial_index import compute_spatial_index
+
+    index = compute_spatial_index(np.asarray(ra, float), np.asarray(dec, float))
+    where = np.full(len(index), -1)
+    for k, pix in enumerate(cat.get_healpix_pixels()):
+        where[(index >> (2 * (29 - pix.order))) == pix.pixel] = k
+    return where
+
+
+def test_crossmatch_with_the_vac_is_complete_at_partition_edges(vac):
+    """Every object of another catalogue 0.5-2.5 arcsec from a VAC row finds it in LSDB, also
+    across a pixel edge (through the margin cache), as a brute-force match finds it."""
+    import warnings
+
+    from astropy.coordinates import SkyCoord, match_coordinates_sky
+
+    from jpasbatch.catalog.margin import open_catalog
+
+    out, _ = vac
+    assert (out / "margin" / "hats.properties").exists()
+    cat = open_catalog(out, columns=["OBJECT_ID", "ALPHA_J2000", "DELTA_J2000"])
+    assert cat.margin is not None
+    rows = cat.compute()
+    ra0, dec0 = rows["ALPHA_J2000"].to_numpy(), rows["DELTA_J2000"].to_numpy()
+    part0 = _partition_of(cat, ra0, dec0)
+    # each VAC row seen from 8 directions at 2.5 arcsec: the points across a pixel edge
+    # from their row are kept, plus one random point per row (mostly inside its pixel)
+    rng = np.random.default_rng(4)
+    cos = np.cos(np.radians(dec0))
+    angles = np.arange(8) * np.pi / 4
+    pts = []
+    for a in angles:
+        ra, dec = ra0 + 2.5 / 3600 * np.cos(a) / cos, dec0 + 2.5 / 3600 * np.sin(a)
+        pts.append((ra, dec, _partition_of(cat, ra, dec) != part0))
+    edge_ra = np.concatenate([p[0][p[2]] for p in pts])
+    edge_dec = np.concatenate([p[1][p[2]] for p in pts])
+    r, a = rng.uniform(0.5, 2.5, len(ra0)) / 3600, rng.uniform(0, 2 * np.pi, len(ra0))
+    other = pd.DataFrame(
+        {
+            "ra": np.concatenate([edge_ra, ra0 + r * np.cos(a) / cos]),
+            "dec": np.concatenate([edge_dec, dec0 + r * np.sin(a)]),
+        }
+    )
+    other["OTHER_ID"] = np.arange(len(other))
+    assert len(edge_ra) >= 20  # the test needs objects across edges to mean something
+    left = lsdb.from_dataframe(other, ra_column="ra", dec_column="dec")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = left.crossmatch(cat, radius_arcsec=3.0, suffixes=("", "_vac")).compute()
+    assert not [w for w in caught if "incomplete" in str(w.message)]
+    got_pairs = set(zip(got["OTHER_ID"], got["OBJECT_ID_vac"], strict=True))
+
+    # brute force: the nearest VAC row of every point, if within 3 arcsec
+    idx, sep, _ = match_coordinates_sky(
+        SkyCoord(other["ra"].to_numpy(), other["dec"].to_numpy(), unit="deg"),
+        SkyCoord(ra0, dec0, unit="deg"),
+    )
+    near = sep.arcsec < 3.0
+    want = set(zip(other["OTHER_ID"][near], rows["OBJECT_ID"].to_numpy()[idx[near]], strict=True))
+    assert got_pairs == want and len(want) == len(other)
+
+    # without the margin the pairs across edges are lost (what the margin is for)
+    bare = lsdb.open_catalog(out, columns=["OBJECT_ID", "ALPHA_J2000", "DELTA_J2000"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lost = left.crossmatch(bare, radius_arcsec=3.0, suffixes=("", "_vac")).compute()
+    assert len(lost) <= len(want) - len(edge_ra) // 2
+
+
 def test_zarr_arrays_name_their_axes_and_classes(vac):
     out, _ = vac
     root = zarr.open_group(str(out / arrays.STORE), mode="r")
