@@ -12,6 +12,8 @@ Two stages, both resumable:
    ``max_rows_per_partition`` rows per pixel.
 
 The output folder is the HATS catalogue itself (``lsdb.open_catalog(DIR)``), with
+its margin cache in ``margin/`` (:mod:`jpasbatch.catalog.margin`: open it with
+``margin_cache=DIR / "margin"`` for cross-matches complete at pixel edges),
 ``rejects/`` (one row per removed input row, schema ``REJECTS``) and
 ``ingest_summary.json`` beside the HATS files. Rows in = rows kept + rows
 rejected is checked from the files written, on every run.
@@ -34,8 +36,9 @@ from tqdm import tqdm
 
 from jpasbatch import atomic
 from jpasbatch.catalog.cuts import REASONS, QualityCuts, reject_reasons
+from jpasbatch.catalog.margin import MARGIN_ARCSEC, write_margin
 from jpasbatch.catalog.readers import ColumnMap, count_rows, iter_chunks
-from jpasbatch.catalog.schemas import OBSERVED, REJECTS
+from jpasbatch.catalog.schemas import HEALPIX_COLUMN, OBSERVED, REJECTS, with_astropy_units
 from jpasbatch.distributed import dask_client
 from jpasbatch.errors import JpasBatchError
 from jpasbatch.progress import disable as progress_disable
@@ -61,6 +64,7 @@ class IngestSummary:
     catalog: str
     rejects: str
     provenance: dict = field(default_factory=dict)
+    margin: str = ""
 
     def to_text(self) -> str:
         """The summary as a person reads it."""
@@ -92,6 +96,7 @@ def ingest(
     max_rows_per_partition: int = 1_000_000,
     chunk_rows: int = 200_000,
     highest_order: int = 10,
+    margin_arcsec: float = MARGIN_ARCSEC,
     resume: bool = False,
     client=None,
     dask_address: str | None = None,
@@ -116,6 +121,9 @@ def ingest(
         Rows per validation chunk (bounds memory).
     highest_order
         Deepest HEALPix order a partition may have.
+    margin_arcsec
+        Width of the margin cache (``out/margin``): LSDB cross-matches up to this
+        radius are complete at partition edges.
     resume
         Continue an interrupted ingest in ``out``: finished chunks and finished
         hats-import stages are not redone. Without it, ``out`` is replaced.
@@ -161,8 +169,11 @@ def ingest(
         raise JpasBatchError(f"no row of {rows_in} passed the cuts; see {out / 'rejects'}")
     with dask_client(client, address=dask_address, n_workers=n_workers) as c:
         _partition(kept_files, out, work, max_rows_per_partition, highest_order, prov, c, progress)
-    seconds = {"validate": t1 - t0, "partition": time.perf_counter() - t1}
+        t2 = time.perf_counter()
+        margin = write_margin(out, c, arcsec=margin_arcsec, progress=progress)
+    seconds = {"validate": t1 - t0, "partition": t2 - t1, "margin": time.perf_counter() - t2}
     summary = _summarise(out, rows_in, resumed, seconds, prov)
+    summary.margin = str(margin)
     shutil.rmtree(work)
     (out / SUMMARY).write_text(json.dumps(asdict(summary), indent=1))
     return summary
@@ -322,7 +333,12 @@ def _partition(
     from hats_import.pipeline import pipeline_with_client
 
     schema_file = work / "schema.parquet"
-    pq.write_table(OBSERVED.empty_table(), schema_file)
+    # hats-import writes every pixel with this schema's metadata: the astropy
+    # header makes the units readable by Table.read; it lists the _healpix_29
+    # column hats-import appends, which astropy's reader needs
+    pq.write_table(
+        OBSERVED.empty_table().cast(with_astropy_units(OBSERVED, (HEALPIX_COLUMN,))), schema_file
+    )
     args = ImportArguments(
         output_path=str(out.parent),
         output_artifact_name=out.name,

@@ -1,9 +1,9 @@
 """Row-partitioned Parquet datasets for tables without coordinates (mocks).
 
 The same conventions as the HATS catalogues the ingest writes: explicit schema
-(units in the field metadata), at most ``max_rows`` rows per partition, atomic
-partition writes, resume by skipping finished partitions, and a ``_properties.json``
-with the row count and the provenance.
+(units in the field metadata, and in astropy's ``table_meta_yaml``), at most
+``max_rows`` rows per partition, atomic partition writes, resume by skipping
+finished partitions, and a ``_properties.json`` with the row count and the provenance.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from jpasbatch import atomic
-from jpasbatch.catalog.schemas import conform
+from jpasbatch.catalog.schemas import conform, with_astropy_units
 
 # a leading underscore keeps pyarrow and dask dataset discovery from reading it as data
 PROPERTIES = "_properties.json"
@@ -85,7 +85,10 @@ def write_partition(
 ) -> int:
     """Write one partition atomically (write, then rename); returns its rows."""
     path = Path(path)
-    meta = {**(schema.metadata or {}), b"jpasbatch_provenance": json.dumps(provenance or {})}
+    meta = {
+        **(with_astropy_units(schema).metadata or {}),
+        b"jpasbatch_provenance": json.dumps(provenance or {}),
+    }
     atomic.write_parquet(conform(table, schema).replace_schema_metadata(meta), path)
     return table.num_rows
 

@@ -3,8 +3,10 @@
 One schema per product: the observed catalogue (CEFCA archive columns, one
 column per band), the mock catalogue (photometry plus labels, weights, split),
 the value-added catalogue and the rejects table. Units and descriptions live in
-each field's metadata, so they travel inside every Parquet file. ``export`` writes
-them as JSON into ``schemas/``; ``validate`` checks a table against one.
+each field's metadata, so they travel inside every Parquet file;
+:func:`with_astropy_units` adds the same units and descriptions in the form
+``astropy.table.Table.read`` understands. ``export`` writes the schemas as JSON
+into ``schemas/``; ``validate`` checks a table against one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,7 +24,8 @@ from jpasbatch.filters import jpas
 #: The J-PAS bands, in archive order: the order of every per-band column.
 BANDS: tuple[str, ...] = tuple(jpas().names)
 
-FLUX_UNIT = "erg s-1 cm-2 A-1"
+#: f_lambda, as a FITS/astropy unit string (``A`` alone would be the ampere).
+FLUX_UNIT = "erg s-1 cm-2 Angstrom-1"
 
 
 def _f(name: str, type_: pa.DataType, unit: str = "", description: str = "", nullable=True):
@@ -278,6 +282,72 @@ def validate(table: pa.Table | pa.RecordBatch, schema: pa.Schema, path: str | Pa
 
 def _product(schema: pa.Schema) -> str:
     return (schema.metadata or {}).get(b"product", b"?").decode()
+
+
+#: Schema metadata key of astropy's Parquet reader: a YAML header of column attributes.
+ASTROPY_META = b"table_meta_yaml"
+#: The column HATS writers add to every catalogue (hats-import, LSDB).
+HEALPIX_COLUMN = "_healpix_29"
+
+
+def astropy_header(schema: pa.Schema, extra: tuple[str, ...] = ()) -> bytes:
+    """Units and descriptions of ``schema`` as astropy's ``table_meta_yaml`` header.
+
+    ``astropy.table.Table.read`` of a Parquet file takes column units only from
+    this header, not from the Arrow field metadata, and fails on a column the
+    header does not list: ``extra`` names columns a later writer adds (e.g.
+    :data:`HEALPIX_COLUMN`, which hats-import appends to the schema it is given).
+    """
+    from astropy.table import Column, meta
+
+    cols = []
+    for f in schema:
+        info = {k.decode(): v.decode() for k, v in (f.metadata or {}).items()}
+        cols.append(
+            Column(
+                name=f.name,
+                dtype=_numpy_dtype(f.type),
+                length=0,
+                unit=info.get("unit") or None,
+                description=info.get("description") or None,
+            )
+        )
+    cols += [Column(name=n, dtype=np.int64, length=0) for n in extra if n not in schema.names]
+    header = {"cols": cols, "meta": {"product": _product(schema)}}
+    return "\n".join(meta.get_yaml_from_header(header)).encode()
+
+
+def with_astropy_units(schema: pa.Schema, extra: tuple[str, ...] = ()) -> pa.Schema:
+    """``schema`` with :func:`astropy_header` in its metadata (the field metadata kept)."""
+    return schema.with_metadata(
+        {**(schema.metadata or {}), ASTROPY_META: astropy_header(schema, extra)}
+    )
+
+
+def astropy_string_lengths(table: pa.Table) -> dict[bytes, bytes]:
+    """astropy's ``table::len::<name>`` metadata: the longest value of each string column.
+
+    Without it astropy's Parquet reader measures the strings itself and fails on a
+    null (a VAC's ``CLASS_ANN`` where the classifier did not run); with it a null
+    reads as the string ``"None"``.
+    """
+    lengths = {}
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            longest = pc.max(pc.utf8_length(col)).as_py() if col.null_count < len(col) else 0
+            # at least 4: a null reads as "None"
+            lengths[f"table::len::{name}".encode()] = str(max(longest or 0, 4)).encode()
+    return lengths
+
+
+def _numpy_dtype(type_: pa.DataType) -> np.dtype:
+    # astropy's reader takes the types from the Parquet columns; this only labels them
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
+        return np.dtype(str)
+    try:
+        return np.dtype(type_.to_pandas_dtype())
+    except (NotImplementedError, TypeError):
+        return np.dtype(object)
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -8,6 +8,13 @@ Parquet file, whose ``OBJECT_ID`` column is stored beside the arrays to make
 the alignment checkable. Typical arrays: ``P_MEMBERS`` (N, 8, 4) committee
 member probabilities, ``EMBEDDING`` (N, 128) foundation-model embeddings.
 
+Every array names its axes, in Zarr v3's ``dimension_names`` and in the
+``_ARRAY_DIMENSIONS`` attribute (xarray's names for them, so
+``xarray.open_zarr(store, group=...)`` opens a partition), and says what its
+axes hold: ``classes`` (the class order of the last axis of ``P_MEMBERS``),
+``z_grid`` (the root attribute with the redshifts of ``PZ_TEMPLATE``'s
+columns), ``description``.
+
 A partition's group is written under a temporary name and renamed into place,
 so a reader never sees half of one.
 """
@@ -20,8 +27,44 @@ import numpy as np
 import zarr
 
 from jpasbatch import atomic
+from jpasbatch.catalog.schemas import CLASSES
 
 STORE = "arrays.zarr"
+#: The xarray attribute naming an array's dimensions.
+DIMENSIONS = "_ARRAY_DIMENSIONS"
+#: Root attribute: the redshift grid of ``PZ_TEMPLATE`` (see :mod:`jpasbatch.vac.baseline`).
+PZ_GRID = "PZ_TEMPLATE_Z"
+
+#: Axes and attributes of the arrays the models write; the first axis is always the
+#: partition's rows (``object``, aligned with the Parquet file and ``OBJECT_ID``).
+LAYOUT: dict[str, dict] = {
+    "OBJECT_ID": {DIMENSIONS: ["object"], "description": "OBJECT_ID of each row"},
+    "P_MEMBERS": {
+        DIMENSIONS: ["object", "member", "class"],
+        "classes": list(CLASSES),
+        "description": "class probabilities of each committee member (NaN: no classifier "
+        "output for the row)",
+    },
+    "PZ_TEMPLATE": {
+        DIMENSIONS: ["object", "z"],
+        "z_grid": PZ_GRID,
+        "description": "template-fit p(z), qp.interp yvals on the root attribute z_grid names",
+    },
+    "EMBEDDING": {
+        DIMENSIONS: ["object", "embedding"],
+        "description": "foundation-model embedding",
+    },
+}
+
+
+def array_attributes(name: str, ndim: int) -> dict:
+    """The attributes of array ``name`` (see :data:`LAYOUT`); unknown arrays get
+    dimensions ``object``, ``<name>_1``, ..."""
+    attrs = dict(LAYOUT.get(name, {}))
+    dims = attrs.get(DIMENSIONS)
+    if dims is None or len(dims) != ndim:
+        attrs[DIMENSIONS] = ["object", *[f"{name}_{k}" for k in range(1, ndim)]]
+    return attrs
 
 
 def init_store(vac_dir: str | Path, attrs: dict | None = None) -> Path:
@@ -48,7 +91,17 @@ def write_partition_arrays(
                 raise ValueError(f"array {name} has {len(values)} rows, the partition {n}")
             # chunks of ~64k rows: whole rows together, readable per partition slice
             chunks = (min(max(n, 1), 65536), *values.shape[1:])
-            arr = group.create_array(name, shape=values.shape, dtype=values.dtype, chunks=chunks)
+            attrs = array_attributes(name, values.ndim)
+            # Zarr v3 names axes in ``dimension_names`` (what xarray reads from a v3
+            # store); ``_ARRAY_DIMENSIONS`` is the same for v2-era readers
+            arr = group.create_array(
+                name,
+                shape=values.shape,
+                dtype=values.dtype,
+                chunks=chunks,
+                dimension_names=attrs[DIMENSIONS],
+                attributes=attrs,
+            )
             arr[...] = values
         group.attrs["rows"] = n
     return final

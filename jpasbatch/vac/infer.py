@@ -12,8 +12,9 @@ atomically: the partition's dense arrays (Zarr), its rejects, and its VAC rows
   they were made by the same code, models and parameters.
 
 At the end, rows in = VAC rows + rejected rows is checked from the files on
-disk, and the folder is finished as a HATS catalogue (when the input was one)
-with ``provenance.json`` and ``vac_summary.json`` beside it.
+disk, and the folder is finished as a HATS catalogue (when the input was one,
+with its margin cache in ``margin/``: :mod:`jpasbatch.catalog.margin`) with
+``provenance.json`` and ``vac_summary.json`` beside it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
 from jpasbatch import atomic
+from jpasbatch.catalog.margin import write_margin
 from jpasbatch.catalog.schemas import REJECTS
 from jpasbatch.distributed import tune_allocator
 from jpasbatch.errors import JpasBatchError
@@ -173,7 +175,7 @@ def _produce(
     attrs = {"provenance_id": run_id}
     if spec.templates != "none":
         # the p(z) grid: PZ_TEMPLATE rows are qp.interp yvals on these xvals
-        attrs["PZ_TEMPLATE_Z"] = baseline.grids(spec.templates == "coarse").z["QSO"].tolist()
+        attrs[zarr_arrays.PZ_GRID] = baseline.grids(spec.templates == "coarse").z["QSO"].tolist()
     zarr_arrays.init_store(out, attrs)
     todo = [p for p in parts if p not in done]
     t0 = time.perf_counter()
@@ -196,6 +198,11 @@ def _produce(
         record["catalogue_provenance"] = _hats_provenance(spec.catalogue)
     (out / PROVENANCE).write_text(json.dumps(record, indent=1))
     _finish_catalogue(out, spec, parts, counts["rows_vac"], record)
+    margin = None
+    if is_hats(spec.catalogue):
+        # LSDB cross-matches with the VAC are complete at pixel edges only with it
+        with _cluster(spec, client) as c:
+            margin = str(write_margin(out, c, progress=progress))
     summary = {
         **counts,
         "partitions": len(parts),
@@ -205,6 +212,7 @@ def _produce(
         "vac": str(out),
         "arrays": str(out / zarr_arrays.STORE),
         "rejects": str(out / "rejects"),
+        "margin": margin,
         "provenance_id": run_id,
     }
     (out / SUMMARY).write_text(json.dumps(summary, indent=1))

@@ -26,7 +26,13 @@ import numpy as np
 import pyarrow as pa
 
 from jpasbatch.catalog.cuts import has_reference, n_observed_bands, photometry_arrays
-from jpasbatch.catalog.schemas import BANDS, REJECTS, VAC
+from jpasbatch.catalog.schemas import (
+    BANDS,
+    REJECTS,
+    VAC,
+    astropy_string_lengths,
+    with_astropy_units,
+)
 from jpasbatch.errors import InputError, JpasBatchError
 from jpasbatch.filters import jpas
 from jpasbatch.photometry import flux_to_ab
@@ -147,8 +153,10 @@ def process_partition(
     if HEALPIX in good.column_names:  # keeps the VAC a HATS catalogue
         fields.append(pa.field(HEALPIX, pa.int64()))
         merged[HEALPIX] = good[HEALPIX]
-    schema = pa.schema(fields, metadata=VAC.metadata)
+    # units for astropy too: Table.read of a VAC file shows them
+    schema = with_astropy_units(pa.schema(fields, metadata=VAC.metadata))
     vac = pa.table({f.name: _array(merged.get(f.name), f.type, n) for f in schema}, schema=schema)
+    vac = vac.replace_schema_metadata({**schema.metadata, **astropy_string_lengths(vac)})
 
     rows = first_row + np.flatnonzero(~keep)
     rejects = pa.table(

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 from astropy.table import Table
 
-from jpasbatch.catalog.schemas import CLASSES
+from jpasbatch.catalog.schemas import CLASSES, VAC
 
 _COLUMNS = ["OBJECT_ID", "ALPHA_J2000", "DELTA_J2000", "MAG_R", "CLASS", "QUALITY"]
 
@@ -57,6 +57,22 @@ def expected_counts(
     return grouped.reset_index(drop=True).astype({"N": int, "N_CANDIDATES": int})
 
 
+#: Units of the columns that are not VAC columns (the others take the VAC schema's).
+_UNITS = {"MAG_R_LO": "mag", "MAG_R_HI": "mag"}
+
+
+def _with_units(table: Table) -> Table:
+    """Units (FITS ``TUNITn``) and descriptions from the VAC schema on ``table``'s columns."""
+    for name in table.colnames:
+        meta = (VAC.field(name).metadata or {}) if name in VAC.names else {}
+        unit = _UNITS.get(name) or meta.get(b"unit", b"").decode()
+        if unit:
+            table[name].unit = unit
+        if meta.get(b"description"):
+            table[name].description = meta[b"description"].decode()
+    return table
+
+
 def write_targets(
     vac_dir: str | Path,
     out: str | Path | None = None,
@@ -76,7 +92,7 @@ def write_targets(
     paths = {}
     for name, frame in tables.items():
         meta = {"PQSO_MIN": threshold, "MAGR_MAX": mag_limit, "SOURCE": str(vac_dir)}
-        table = Table.from_pandas(frame)
+        table = _with_units(Table.from_pandas(frame))
         table.meta.update(meta)
         table.write(out / f"{name}.fits", overwrite=True)
         frame.to_csv(out / f"{name}.csv", index=False)

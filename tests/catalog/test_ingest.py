@@ -159,6 +159,25 @@ def test_output_crossmatches_with_lsdb(ingested):
     assert (matched["OBJECT_ID"] == matched["OTHER_ID_other"]).all()
 
 
+def test_output_has_a_margin_cache(ingested):
+    """hats-import's margin: copies of catalogue rows near the edge of another pixel."""
+    from jpasbatch.catalog.margin import MARGIN_ARCSEC, open_catalog
+
+    out, summary = ingested
+    assert summary.margin == str(out / "margin")
+    cat = open_catalog(out)
+    info = cat.margin.hc_structure.catalog_info
+    assert info.catalog_type == "margin" and info.margin_threshold >= MARGIN_ARCSEC
+    margin = cat.margin.compute()
+    kept = cat.compute().set_index("OBJECT_ID")
+    assert len(margin) > 0 and len(cat.get_healpix_pixels()) > 1
+    # every margin row is a catalogue row, unchanged
+    pd.testing.assert_frame_equal(
+        margin.set_index("OBJECT_ID")[["ALPHA_J2000", "FLUX_J0378"]],
+        kept.loc[margin["OBJECT_ID"], ["ALPHA_J2000", "FLUX_J0378"]],
+    )
+
+
 def test_killed_ingest_resumes_without_redoing_chunks(inputs, ingested, tmp_path):
     files, _ = inputs
     out = tmp_path / "cat"

@@ -38,7 +38,14 @@ def test_row_partitions_round_trip_and_resume(tmp_path):
     expected = pa.concat_tables(chunks).select(MOCK.names)
     assert back.select(MOCK.names).equals(expected.cast(MOCK))
     schema = pq.read_schema(tmp_path / "part-00001.parquet")
-    assert schema.field("FLUX_J0378").metadata[b"unit"] == b"erg s-1 cm-2 A-1"
+    assert schema.field("FLUX_J0378").metadata[b"unit"] == b"erg s-1 cm-2 Angstrom-1"
+    # and astropy reads the units too
+    from astropy import units as u
+    from astropy.table import Table
+
+    read = Table.read(tmp_path / "part-00001.parquet")
+    assert read["FLUX_J0378"].unit == u.erg / u.s / u.cm**2 / u.AA
+    assert read["MAG_R"].unit == u.mag and read["Z"].unit is None
     assert json.loads(schema.metadata[b"jpasbatch_provenance"]) == {"seed": 1}
     assert json.loads((tmp_path / "_properties.json").read_text())["total_rows"] == 2800
 

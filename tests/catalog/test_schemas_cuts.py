@@ -30,7 +30,7 @@ def test_schema_fields_units_and_order():
         "FLAGS", "MASK_FLAGS", "CLASS_STAR",
     ]  # fmt: skip
     assert obs.names[8] == "FLUX_uJAVA" and obs.names[8 + 60] == "FLUX_RELERR_uJAVA"
-    assert obs.field("FLUX_J0660").metadata[b"unit"] == b"erg s-1 cm-2 A-1"
+    assert obs.field("FLUX_J0660").metadata[b"unit"] == b"erg s-1 cm-2 Angstrom-1"
     assert obs.field("ALPHA_J2000").metadata[b"unit"] == b"deg"
     assert {f"P_{c}" for c in schemas.CLASSES} <= set(schemas.VAC.names)
 

@@ -9,6 +9,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import zarr
+from astropy import units as u
+from astropy.io import fits as pyfits
 from astropy.table import Table
 
 from jpasbatch.catalog.cuts import QualityCuts
@@ -88,6 +91,110 @@ def test_zarr_arrays_are_aligned_by_row(vac):
         np.testing.assert_allclose(members.sum(-1), 1, atol=1e-5)
 
 
+def _partition_of(cat, ra, dec):
+    """Index into ``cat.get_healpix_pixels()`` of the pixel holding each position (-1: none)."""
+    from hats.pixel_math.spatial_index import compute_spatial_index
+
+    index = compute_spatial_index(np.asarray(ra, float), np.asarray(dec, float))
+    where = np.full(len(index), -1)
+    for k, pix in enumerate(cat.get_healpix_pixels()):
+        where[(index >> (2 * (29 - pix.order))) == pix.pixel] = k
+    return where
+
+
+def test_crossmatch_with_the_vac_is_complete_at_partition_edges(vac):
+    """Every object of another catalogue 0.5-2.5 arcsec from a VAC row finds it in LSDB, also
+    across a pixel edge (through the margin cache), as a brute-force match finds it."""
+    import warnings
+
+    from astropy.coordinates import SkyCoord, match_coordinates_sky
+
+    from jpasbatch.catalog.margin import open_catalog
+
+    out, _ = vac
+    assert (out / "margin" / "hats.properties").exists()
+    cat = open_catalog(out, columns=["OBJECT_ID", "ALPHA_J2000", "DELTA_J2000"])
+    assert cat.margin is not None
+    rows = cat.compute()
+    ra0, dec0 = rows["ALPHA_J2000"].to_numpy(), rows["DELTA_J2000"].to_numpy()
+    part0 = _partition_of(cat, ra0, dec0)
+    # each VAC row seen from 8 directions at 2.5 arcsec: the points across a pixel edge
+    # from their row are kept, plus one random point per row (mostly inside its pixel)
+    rng = np.random.default_rng(4)
+    cos = np.cos(np.radians(dec0))
+    angles = np.arange(8) * np.pi / 4
+    pts = []
+    for a in angles:
+        ra, dec = ra0 + 2.5 / 3600 * np.cos(a) / cos, dec0 + 2.5 / 3600 * np.sin(a)
+        pts.append((ra, dec, _partition_of(cat, ra, dec) != part0))
+    edge_ra = np.concatenate([p[0][p[2]] for p in pts])
+    edge_dec = np.concatenate([p[1][p[2]] for p in pts])
+    r, a = rng.uniform(0.5, 2.5, len(ra0)) / 3600, rng.uniform(0, 2 * np.pi, len(ra0))
+    other = pd.DataFrame(
+        {
+            "ra": np.concatenate([edge_ra, ra0 + r * np.cos(a) / cos]),
+            "dec": np.concatenate([edge_dec, dec0 + r * np.sin(a)]),
+        }
+    )
+    other["OTHER_ID"] = np.arange(len(other))
+    assert len(edge_ra) >= 20  # the test needs objects across edges to mean something
+    left = lsdb.from_dataframe(other, ra_column="ra", dec_column="dec")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = left.crossmatch(cat, radius_arcsec=3.0, suffixes=("", "_vac")).compute()
+    assert not [w for w in caught if "incomplete" in str(w.message)]
+    got_pairs = set(zip(got["OTHER_ID"], got["OBJECT_ID_vac"], strict=True))
+
+    # brute force: the nearest VAC row of every point, if within 3 arcsec
+    idx, sep, _ = match_coordinates_sky(
+        SkyCoord(other["ra"].to_numpy(), other["dec"].to_numpy(), unit="deg"),
+        SkyCoord(ra0, dec0, unit="deg"),
+    )
+    near = sep.arcsec < 3.0
+    want = set(zip(other["OTHER_ID"][near], rows["OBJECT_ID"].to_numpy()[idx[near]], strict=True))
+    assert got_pairs == want and len(want) == len(other)
+
+    # without the margin the pairs across edges are lost (what the margin is for)
+    bare = lsdb.open_catalog(out, columns=["OBJECT_ID", "ALPHA_J2000", "DELTA_J2000"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lost = left.crossmatch(bare, radius_arcsec=3.0, suffixes=("", "_vac")).compute()
+    assert len(lost) <= len(want) - len(edge_ra) // 2
+
+
+def test_zarr_arrays_name_their_axes_and_classes(vac):
+    out, _ = vac
+    root = zarr.open_group(str(out / arrays.STORE), mode="r")
+    groups = list(root.group_keys())
+    assert len(groups) == len(partitions(out))
+    for name in groups:
+        group = root[name]
+        assert set(group.array_keys()) == {"OBJECT_ID", "P_MEMBERS", "PZ_TEMPLATE"}
+        for arr in group.array_values():
+            dims = arr.attrs["_ARRAY_DIMENSIONS"]
+            # one name per axis, the rows first; the same names in Zarr v3's own field
+            assert len(dims) == arr.ndim and dims[0] == "object"
+            assert tuple(arr.metadata.dimension_names) == tuple(dims)
+        assert group["P_MEMBERS"].attrs["_ARRAY_DIMENSIONS"] == ["object", "member", "class"]
+        # the class order of the last axis is the VAC's P_<CLASS> column order
+        assert group["P_MEMBERS"].attrs["classes"] == ["STAR", "GALAXY", "QSO_LOW", "QSO_HIGH"]
+        pz = group["PZ_TEMPLATE"]
+        grid = root.attrs[pz.attrs["z_grid"]]
+        assert pz.shape[1] == len(grid) and np.all(np.diff(grid) > 0)
+
+
+def test_zarr_arrays_open_in_xarray(vac):
+    xr = pytest.importorskip("xarray")
+    out, _ = vac
+    key = partitions(out)[0].key.replace("dataset/", "")
+    ds = xr.open_zarr(out / arrays.STORE, group=arrays.group_name(key), consolidated=False)
+    stored = arrays.read_partition_arrays(out, key)
+    assert ds["P_MEMBERS"].dims == ("object", "member", "class")
+    np.testing.assert_array_equal(ds["P_MEMBERS"].values, stored["P_MEMBERS"])
+    assert ds.sizes["object"] == len(stored["OBJECT_ID"])
+
+
 def test_resume_skips_finished_partitions_and_gives_the_same_vac(
     hats_catalogue, committee, client, vac, tmp_path
 ):
@@ -164,6 +271,33 @@ def test_targets_and_counts_against_a_loop(vac, tmp_path):
     assert list(fits["OBJECT_ID"]) == list(targets["OBJECT_ID"])
     assert fits.meta["PQSO_MIN"] == 0.3
     assert len(pd.read_csv(paths["expected_counts_csv"])) == 16
+
+
+def test_units_readable_by_astropy(hats_catalogue, vac, tmp_path):
+    """Table.read shows the units of the VAC, of the ingested catalogue and of the targets."""
+    out, summary = vac
+    f_lambda = u.erg / u.s / u.cm**2 / u.AA
+    # the ingested catalogue: a HATS pixel file as hats-import wrote it
+    pixel = next((hats_catalogue / "dataset").rglob("Npix=*.parquet"))
+    cat = Table.read(pixel)
+    assert cat["FLUX_J0378"].unit == f_lambda and cat["ALPHA_J2000"].unit == u.deg
+    assert cat["FLUX_RELERR_J0378"].unit is None and "_healpix_29" in cat.colnames
+    assert cat["DELTA_J2000"].description == "declination (J2000)"
+    # the VAC's rows: every file reads, also those with null strings (no classifier output)
+    tables = [Table.read(f) for f in sorted((out / "dataset").rglob("Npix=*.parquet"))]
+    assert sum(len(t) for t in tables) == summary["rows_vac"]
+    rows = tables[0]
+    want = {"ALPHA_J2000": u.deg, "DELTA_J2000": u.deg, "MAG_R": u.mag, "ENTROPY": u.bit}
+    assert {c: rows[c].unit for c in rows.colnames if rows[c].unit is not None} == want
+    # the Arrow field metadata stays (other readers use it)
+    assert pq.read_schema(pixel).field("FLUX_J0378").metadata[b"unit"] == b"erg s-1 cm-2 Angstrom-1"
+    # the targets FITS: TUNITn in the header, read back as units
+    paths = write_targets(out, tmp_path / "t", threshold=0.0, mag_limit=30.0)
+    header = pyfits.getheader(paths["qso_targets"], 1)
+    units = {header[f"TTYPE{i}"]: header.get(f"TUNIT{i}") for i in range(1, header["TFIELDS"] + 1)}
+    assert units["ALPHA_J2000"] == "deg" and units["MAG_R"] == "mag"
+    assert units["OBJECT_ID"] is None
+    assert Table.read(paths["expected_counts"])["MAG_R_LO"].unit == u.mag
 
 
 def test_vac_against_truth(vac, tmp_path):
