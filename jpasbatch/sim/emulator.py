@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jpasbatch import atomic
 from jpasbatch.catalog.readers import write_archive_like
@@ -36,8 +36,9 @@ from jpasbatch.catalog.schemas import BANDS, EXTERNAL, OBSERVED
 from jpasbatch.distributed import dask_client, gather
 from jpasbatch.mocks.noise import observe
 from jpasbatch.provenance import provenance
-from jpasbatch.sim.families import world
+from jpasbatch.sim.families import LINES, world
 from jpasbatch.sim.populations import PopulationParams, sample_population
+from jpasbatch.sim.spectral_families import FamilyMix, check_families
 from jpasbatch.sim.survey import TILE_SIDE_DEG, Tile, footprint, tile_areas, tray_index
 
 #: Radius of the archive's 3 arcsec aperture.
@@ -67,6 +68,11 @@ class SimulateConfig(BaseModel):
         depth loss from the local background, in mag (see :func:`local_depth`).
     fast
         Coarser redshift grids for the spectra (tests).
+    families
+        Draw the survey's objects from these spectral families
+        (:mod:`jpasbatch.sim.spectral_families`, randomised) instead of the
+        ``observed`` world: a survey of a family the models never trained on.
+        The truth then has ``FAMILY`` and no line equivalent widths.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -81,6 +87,12 @@ class SimulateConfig(BaseModel):
     vignetting: float = Field(0.3, ge=0)
     local_depth_scatter: float = Field(0.15, ge=0)
     fast: bool = False
+    families: list[str] | None = None
+
+    @field_validator("families")
+    @classmethod
+    def _known_families(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else list(check_families(v))
 
 
 def aperture_fraction(half_light: np.ndarray, seeing: np.ndarray) -> np.ndarray:
@@ -160,7 +172,11 @@ def simulate_tile(
     pop = sample_population(area, rng, PopulationParams(r_max=config.r_max)).reset_index(drop=True)
     n = len(pop)
     ra, dec = tile.random_positions(n, rng)
-    true_flux, labels = world("observed", config.fast).true_fluxes(pop, rng)
+    if config.families is None:
+        true_flux, labels = world("observed", config.fast).true_fluxes(pop, rng)
+    else:
+        true_flux, labels = FamilyMix(config.families).true_fluxes(pop, rng)
+        labels = labels.assign(**{f"EW_{k}": np.nan for k in LINES})
     half_light = pop["HALF_LIGHT_ARCSEC"].to_numpy(float)
     aper_flux = true_flux * aperture_fraction(half_light, tile.seeing)
 

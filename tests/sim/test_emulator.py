@@ -112,3 +112,16 @@ def test_same_output_with_one_and_two_workers(tmp_path):
     table = read_catalogue(tmp_path / "w1" / "catalogue" / name)
     truth = pd.read_parquet(tmp_path / "w1" / "truth" / name)
     assert table.num_rows == len(truth)
+
+
+def test_a_survey_of_chosen_families():
+    fams = ["star_redrock", "gal_redrock", "qso_composite"]
+    config = SimulateConfig(fast=True, seed=4, families=fams)
+    cat, truth = simulate_tile(footprint(0.02)[0], 0.02, config, 0)
+    assert cat.num_rows == len(truth) > 0
+    assert set(truth["FAMILY"]) <= set(fams) and "gal_redrock" in set(truth["FAMILY"])
+    by_class = truth.groupby("FAMILY").CLASS.unique()
+    assert set(by_class["gal_redrock"]) == {"GALAXY"}
+    assert truth["EW_HALPHA"].isna().all()
+    with pytest.raises(ValueError, match="unknown spectral families"):
+        SimulateConfig(families=["nope"])
