@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -117,13 +118,31 @@ def _train(spec: TransferSpec, data: Path, name: str) -> Path:
 
 
 def _without(mocks: Path, family: str, out: Path) -> Path:
-    """The train and validation rows of ``mocks`` not from ``family``, as one Parquet file."""
+    """The train and validation rows of ``mocks`` not from ``family``, as one Parquet file.
+
+    The training rows' weights are rescaled so that each of STAR / GALAXY / QSO
+    keeps its share of the total (a third each): without this, holding out one of
+    two galaxy families would halve the galaxies' weight and the model's galaxy
+    prior with it, and the study would measure the prior, not the transfer.
+    """
     path = out / f"without_{family}.parquet"
     if not path.exists():
         out.mkdir(parents=True, exist_ok=True)
-        table = ds.dataset(mocks, format="parquet").to_table(
-            filter=(pc.field("FAMILY") != family) & (pc.field("SPLIT") != "test")
+        full = ds.dataset(mocks, format="parquet").to_table(filter=pc.field("SPLIT") == "train")
+        keep = (pc.field("FAMILY") != family) & (pc.field("SPLIT") != "test")
+        table = ds.dataset(mocks, format="parquet").to_table(filter=keep)
+        weight = table["WEIGHT"].to_numpy().copy()
+        cls = class_of(table["CLASS"].to_numpy(zero_copy_only=False))
+        train = table["SPLIT"].to_numpy(zero_copy_only=False) == "train"
+        full_w = (
+            pd.Series(full["WEIGHT"].to_numpy())
+            .groupby(class_of(full["CLASS"].to_numpy(zero_copy_only=False)))
+            .sum()
         )
+        for c in np.unique(cls[train]):
+            sel = train & (cls == c)
+            weight[sel] *= full_w[c] / weight[sel].sum()
+        table = table.set_column(table.schema.get_field_index("WEIGHT"), "WEIGHT", pa.array(weight))
         tmp = path.with_suffix(".tmp")
         pq.write_table(table, tmp)
         tmp.replace(path)

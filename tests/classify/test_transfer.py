@@ -37,6 +37,12 @@ def test_held_out_model_never_saw_its_family(study):
         assert "test" not in set(rows["SPLIT"].to_pylist())
         other = {"star_pickles": "star_redrock", "star_redrock": "star_pickles"}[fam]
         assert other in set(rows["FAMILY"].to_pylist())
+        # each class keeps the training weight it has in the full mocks (a third each)
+        train = rows.to_pandas().query("SPLIT == 'train'")
+        share = train.groupby(train.CLASS.str[:3]).WEIGHT.sum()
+        full = ds.dataset(spec.out / "mocks_all").to_table().to_pandas().query("SPLIT == 'train'")
+        ref = full.groupby(full.CLASS.str[:3]).WEIGHT.sum()
+        np.testing.assert_allclose(share.sort_index(), ref.sort_index(), rtol=1e-9)
 
 
 def test_recall_matches_a_brute_force_count(study):
