@@ -84,12 +84,14 @@ def _vac_sections(paths, out: Path, job, spec, links) -> list[tuple[str, object]
 def _plot_counts(counts: pd.DataFrame, out: Path) -> Path:
     from matplotlib.figure import Figure
 
+    from jpasbatch.plots import OBSERVED_R, class_colour
+
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     centre = 0.5 * (counts["MAG_R_LO"] + counts["MAG_R_HI"])
     for c in CLASSES:
-        ax.step(centre, counts[f"N_{c}_EXPECTED"], where="mid", label=c)
-    ax.set(xlabel="rSDSS (observed)", ylabel="expected objects (sum of P)", yscale="log")
+        ax.step(centre, counts[f"N_{c}_EXPECTED"], where="mid", color=class_colour(c), label=c)
+    ax.set(xlabel=OBSERVED_R, ylabel="expected objects (sum of P)", yscale="log")
     ax.legend()
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)

@@ -20,10 +20,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from jpasbatch.classify import metrics
-from jpasbatch.plots import _save
+from jpasbatch.plots import _save, class_colour
 
-#: One colour per class, shared by every figure so a class looks the same everywhere.
-_CLASS_COLOURS = ("C0", "C2", "C1", "C3")
 _MODEL_STYLES = ("-", "--", ":", "-.")
 
 
@@ -31,8 +29,9 @@ def _names(k: int) -> tuple[str, ...]:
     return metrics._class_names(k)
 
 
-def _colour(c: int) -> str:
-    return _CLASS_COLOURS[c % len(_CLASS_COLOURS)]
+def _colour(c: int, k: int = len(metrics.CLASSES)) -> str:
+    """The shared colour (:data:`jpasbatch.plots.CLASS_COLOURS`) of class ``c`` of ``k``."""
+    return class_colour(_names(k)[c], c)
 
 
 # --------------------------------------------------------------------------- figures
@@ -103,7 +102,7 @@ def plot_reliability(
         rel = np.log10(1 + curve.counts) / max(np.log10(1 + curve.counts.max(initial=0)), 1e-12)
         ax.bar(curve.centres, 0.25 * rel, width=1 / n_bins, color="0.85", zorder=0)
         ax.plot([0, 1], [0, 1], ":", color="0.5", lw=1)
-        ax.plot(curve.mean_predicted, curve.observed_fraction, "o-", color=_colour(c), ms=4)
+        ax.plot(curve.mean_predicted, curve.observed_fraction, "o-", color=_colour(c, k), ms=4)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel(f"predicted P({names[c]})")
@@ -144,15 +143,15 @@ def plot_f1_vs_mag(
     for m, (model, table) in enumerate(tables.items()):
         rows, x = _centres(table)
         style = _MODEL_STYLES[m % len(_MODEL_STYLES)]
-        for c, name in enumerate(names):
+        for name in names:
             col = f"F1_{name}"
             if col in rows:
                 label = f"{name} ({model})" if len(tables) > 1 else name
-                ax.plot(x, rows[col], style, color=_colour(c), label=label, lw=1.4)
+                ax.plot(x, rows[col], style, color=class_colour(name), label=label, lw=1.4)
     if paper:
         lo = np.array([b[0] for b in paper_bins], dtype=float)
         hi = np.array([b[1] for b in paper_bins], dtype=float)
-        for c, name in enumerate(names):
+        for name in names:
             if name in paper:
                 f1 = np.asarray(paper[name], dtype=float)
                 ax.errorbar(
@@ -160,7 +159,7 @@ def plot_f1_vs_mag(
                     f1,
                     xerr=0.5 * (hi - lo)[: len(f1)],
                     fmt="s",
-                    color=_colour(c),
+                    color=class_colour(name),
                     mfc="white",
                     ms=6,
                     capsize=2,
@@ -207,7 +206,7 @@ def plot_entropy_vs_snr(
                 if sel.sum() >= min_count:
                     med[b] = np.median(h[sel])
             if np.isfinite(med).any():
-                ax.plot(centres, med, "o-", color=_colour(c), ms=3, label=name)
+                ax.plot(centres, med, "o-", color=class_colour(name), ms=3, label=name)
         ax.legend(fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("S/N (r band)")
@@ -234,7 +233,7 @@ def plot_roc(
             ax.plot(
                 roc.fpr[c],
                 roc.tpr[c],
-                color=_colour(c),
+                color=_colour(c, len(roc.auc)),
                 lw=1.4,
                 label=f"{name} AUC = {roc.auc[c]:.3f}",
             )

@@ -51,15 +51,16 @@ def _fig_png(fig) -> str:
 def _plot_classification(results: dict, models: list[str], suffix: str = ""):
     from matplotlib.figure import Figure
 
+    from jpasbatch.plots import CLASS_COLOURS
+
     fig = Figure(figsize=(13, 3.3 * len(models)))
     axes = fig.subplots(len(models), 4, squeeze=False)
-    colours = {"STAR": "tab:blue", "GALAXY": "tab:red", "QSO": "tab:green"}
     for r, model in enumerate(models):
         for ds, style in ((f"test_real{suffix}", "-"), (f"test_synth{suffix}", ":")):
             t = results[model][ds]["all"]["class3"]
             for c, key in enumerate(("purity", "completeness", "f1")):
                 for name in OJALA_CLASSES:
-                    axes[r, c].plot(t["i"], t[f"{key}_{name}"], style, color=colours[name],
+                    axes[r, c].plot(t["i"], t[f"{key}_{name}"], style, color=CLASS_COLOURS[name],
                                     label=f"{name} ({ds[5:]})")  # fmt: skip
                 axes[r, c].set(title=f"{model}: balanced {key}", xlabel="i", ylim=(0, 1.02))
             for ctx in CONTEXTS:
