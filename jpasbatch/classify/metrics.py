@@ -640,9 +640,8 @@ def evaluate(
     For a class with no true member in a bin, ``F1_<C>`` (and its interval),
     ``COMPLETENESS_<C>`` and ``AUC_<C>`` are NaN (undefined, rather than the 0 of
     the plain kernels), and so is ``AUC_<C>`` for a class that is the only one
-    present. ``PURITY_<C>``
-    keeps the 0 convention; ``weighted_f1`` and ``macro_f1`` are those of
-    :func:`weighted_f1` and :func:`macro_f1`.
+    present. ``PURITY_<C>`` keeps the 0 convention; ``weighted_f1`` and
+    ``macro_f1`` are those of :func:`weighted_f1` and :func:`macro_f1`.
     """
     probs, y, w = _check(probs, y_true, sample_weight)
     mag = np.asarray(mag, dtype=np.float64)

@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from jpasbatch.classify import metrics
-from jpasbatch.plots import _save, class_colour
+from jpasbatch.plots import OBSERVED_R, _save, class_colour
 
 _MODEL_STYLES = ("-", "--", ":", "-.")
 
@@ -111,6 +111,11 @@ def plot_reliability(
     return _save(fig, path)
 
 
+def _short(mag_label: str) -> str:
+    """``"observed r (rSDSS, mag)"`` -> ``"observed r"``, for titles and headings."""
+    return mag_label.split(" (")[0]
+
+
 def _centres(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     rows = table[table["bin"] != "all"]
     return rows, 0.5 * (rows["lo"].to_numpy(float) + rows["hi"].to_numpy(float))
@@ -121,8 +126,16 @@ def plot_f1_vs_mag(
     path: str | Path,
     paper: Mapping[str, Sequence[float]] | None = None,
     paper_bins: Sequence[tuple[float, float]] = metrics.MAGNITUDE_BINS,
+    *,
+    mag_label: str = OBSERVED_R,
 ) -> Path:
     """F1 per class against magnitude: one line per class (colour) and model (style).
+
+    Each line has a shaded band: its 95% interval per bin, ``F1_LO_<C>`` to
+    ``F1_HI_<C>`` of the table (the range of F1 over the Wilson score intervals
+    of purity and completeness, see :func:`metrics.f1_interval`). Bins without
+    objects, or without a true member of the class, hold NaN and are not drawn
+    (a gap in the line and band, never a 0).
 
     Parameters
     ----------
@@ -136,6 +149,9 @@ def plot_f1_vs_mag(
         centres of ``paper_bins`` with horizontal bars spanning each bin.
     paper_bins : sequence of (lo, hi)
         The bins of ``paper``; defaults to :data:`metrics.MAGNITUDE_BINS`.
+    mag_label : str
+        The x-axis label, naming which r the tables were binned by:
+        :data:`jpasbatch.plots.OBSERVED_R` (default) or :data:`jpasbatch.plots.TRUE_R`.
     """
     fig = Figure(figsize=(7.5, 4.5))
     ax = fig.subplots()
@@ -147,7 +163,15 @@ def plot_f1_vs_mag(
             col = f"F1_{name}"
             if col in rows:
                 label = f"{name} ({model})" if len(tables) > 1 else name
-                ax.plot(x, rows[col], style, color=class_colour(name), label=label, lw=1.4)
+                f1 = rows[col].to_numpy(float)
+                colour = class_colour(name)
+                ax.plot(x, f1, style, color=colour, label=label, lw=1.4)
+                if f"F1_LO_{name}" in rows and f"F1_HI_{name}" in rows:
+                    lo = rows[f"F1_LO_{name}"].to_numpy(float)
+                    hi = rows[f"F1_HI_{name}"].to_numpy(float)
+                    ok = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(f1)
+                    ax.fill_between(x, lo, hi, where=ok, color=colour, alpha=0.15, lw=0,
+                                    interpolate=False, label=f"_band {label}")  # fmt: skip
     if paper:
         lo = np.array([b[0] for b in paper_bins], dtype=float)
         hi = np.array([b[1] for b in paper_bins], dtype=float)
@@ -165,8 +189,8 @@ def plot_f1_vs_mag(
                     capsize=2,
                     label=f"{name} (paper)",
                 )
-    ax.set_xlabel("r [mag]")
-    ax.set_ylabel("F1")
+    ax.set_xlabel(mag_label)
+    ax.set_ylabel("F1 (band: 95% interval)")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
@@ -336,6 +360,7 @@ def classification_report(
     *,
     paper: Mapping[str, Sequence[float]] | None = None,
     sample_weight: np.ndarray | None = None,
+    mag_label: str = OBSERVED_R,
 ) -> dict[str, Any]:
     """Metrics tables, figures and an HTML page for one classifier on one test set.
 
@@ -352,6 +377,10 @@ def classification_report(
     y_true : ndarray of int, shape (N,)
     mag : ndarray, shape (N,)
         r magnitude for the binned tables.
+    mag_label : str
+        Which r ``mag`` is, for axes and headings: :data:`jpasbatch.plots.OBSERVED_R`
+        (default; the survey's measurement) or :data:`jpasbatch.plots.TRUE_R`
+        (a simulation's truth, e.g. the mocks' ``MAG_R``).
     snr : ndarray, shape (N,), optional
         S/N for the entropy figure.
     title : str
@@ -391,9 +420,12 @@ def classification_report(
         "confusion": plot_confusion(cm, out / "confusion.png", "confusion matrix (all objects)"),
         "reliability": plot_reliability(probs, y, out / "reliability.png", sample_weight=w),
         "roc": plot_roc(probs, y, out / "roc.png", sample_weight=w),
-        "f1_vs_mag": plot_f1_vs_mag({"model": sliding}, out / "f1_vs_mag.png", paper=paper),
+        "f1_vs_mag": plot_f1_vs_mag(
+            {"model": sliding}, out / "f1_vs_mag.png", paper=paper, mag_label=mag_label
+        ),
     }
     mag = np.asarray(mag, dtype=np.float64)
+    r = _short(mag_label)
     per_bin = []
     for lo, hi in metrics.MAGNITUDE_BINS:
         sel = (mag >= lo) & (mag < hi)
@@ -402,7 +434,7 @@ def classification_report(
             cm_bin = metrics.confusion_matrix(y[sel], probs[sel].argmax(1), probs.shape[1], w_bin)
             name = f"confusion_r{lo:g}-{hi:g}"
             figures[name] = plot_confusion(cm_bin, out / f"{name}.png",
-                                           f"confusion matrix, {lo:g} <= r < {hi:g}")  # fmt: skip
+                                           f"confusion matrix, {lo:g} <= {r} < {hi:g}")  # fmt: skip
             per_bin.append(figures[name])
     if snr is not None:
         figures["entropy_vs_snr"] = plot_entropy_vs_snr(
@@ -416,12 +448,12 @@ def classification_report(
     )
     sections: list[tuple[str, Any]] = [
         ("Headline", head),
-        ("Metrics in magnitude bins", table),
+        (f"Metrics in {r} bins", table),
         ("Confusion matrix", figures["confusion"]),
-        ("Confusion matrices per r bin", per_bin),
+        (f"Confusion matrices per {r} bin", per_bin),
         ("Reliability (one vs rest)", figures["reliability"]),
         ("ROC (one vs rest)", figures["roc"]),
-        ("F1 against magnitude (sliding 1-mag windows)", figures["f1_vs_mag"]),
+        (f"F1 against {r} (sliding 1-mag windows, 95% bands)", figures["f1_vs_mag"]),
     ]
     if "entropy_vs_snr" in figures:
         sections.append(("Entropy against S/N", figures["entropy_vs_snr"]))
