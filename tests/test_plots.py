@@ -140,3 +140,17 @@ def test_foundation_report_uses_class_colours():
     results = {"m": {"test_real": per_ds, "test_synth": per_ds}}
     fig = foundation_report._plot_classification(results, ["m"])
     _assert_shared(_class_line_colours(fig), set(OJALA_CLASSES))
+
+
+def test_foundation_tables_scroll_rather_than_overflow():
+    pytest.importorskip("torch")
+    import re
+
+    from jpasbatch.foundation import report as foundation_report
+
+    wide = pd.DataFrame(np.ones((2, 60)), columns=[f"COLUMN_NUMBER_{i}" for i in range(60)])
+    fragment = foundation_report._table_html(wide)
+    assert re.fullmatch(r'<div class="scroll">\s*<table.*</table>\s*</div>', fragment, re.S)
+    page = foundation_report._html({}, wide, {}, {}, {}, {}, {})
+    assert re.search(r"\.scroll\{overflow-x:auto", page)
+    assert page.count('<div class="scroll">') == 3  # OJALA, headline, parameters

@@ -97,7 +97,9 @@ def _plot_photoz(results: dict, models: list[str], suffix: str = ""):
 
 
 def _table_html(df: pd.DataFrame) -> str:
-    return df.to_html(float_format=lambda v: f"{v:.3g}", na_rep="-", border=0)
+    """The table in a box that scrolls sideways, so a wide table never overflows the page."""
+    table = df.to_html(float_format=lambda v: f"{v:.3g}", na_rep="-", border=0)
+    return f'<div class="scroll">{table}</div>'
 
 
 def precision_agreement(predictor: FoundationPredictor, table) -> dict:
@@ -340,7 +342,8 @@ def _html(results, headline, finetune, precision, figs, meta, tables) -> str:
         "<html><head><meta charset='utf-8'><title>Foundation model evaluation</title>",
         "<style>body{font-family:sans-serif;max-width:1300px;margin:auto}"
         "table{border-collapse:collapse;font-size:12px}td,th{padding:2px 6px;"
-        "border-bottom:1px solid #ddd;text-align:right}</style></head><body>",
+        "border-bottom:1px solid #ddd;text-align:right}.scroll{overflow-x:auto;max-width:100%}"
+        "img{max-width:100%}</style></head><body>",
         "<h1>OJALA-style foundation model: evaluation on the emulated survey</h1>",
         "<p>Test-Real: the emulator's spectroscopic cross-match objects as observed. "
         "Test-Synth: the same objects rebuilt from their noiseless fluxes with their exact "
