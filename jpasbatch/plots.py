@@ -7,7 +7,9 @@ machines without a display.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 from matplotlib import colormaps
@@ -16,6 +18,38 @@ from matplotlib.figure import Figure
 from jpasbatch.filters import PhotometricSystem
 
 _KIND_STYLE = {"narrow": "-", "medium": "--", "broad": ":"}
+
+#: One colour per class, for every figure of every report, so a class looks the
+#: same everywhere: the four classes of the photometric classifier and the three
+#: of the spectral classifier and the foundation model (``QSO``, both QSO classes
+#: together, has a colour of its own). Read-only; use :func:`class_colour`.
+CLASS_COLOURS: Mapping[str, str] = MappingProxyType(
+    {
+        "STAR": "tab:blue",
+        "GALAXY": "tab:green",
+        "QSO_LOW": "tab:orange",
+        "QSO_HIGH": "tab:red",
+        "QSO": "tab:purple",
+    }
+)
+
+#: Colours for classes without a name of :data:`CLASS_COLOURS` (e.g. ``"0"``,
+#: ``"1"`` for a K-class model with unnamed classes), by class index.
+_OTHER_COLOURS = ("tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
+
+#: Axis labels of the two r magnitudes: the survey's measurement (the VAC's and
+#: the observed catalogue's ``MAG_R``) and the simulation's truth (the mocks' and
+#: the emulator truth's ``MAG_R``). Survey figures use the observed one; the
+#: true one only where truth is the point.
+OBSERVED_R = "observed r (rSDSS, mag)"
+TRUE_R = "true r (rSDSS, mag)"
+
+
+def class_colour(name: str, index: int = 0) -> str:
+    """The colour of class ``name``; unnamed classes by their ``index``."""
+    if name in CLASS_COLOURS:
+        return CLASS_COLOURS[name]
+    return _OTHER_COLOURS[index % len(_OTHER_COLOURS)]
 
 
 def plot_filters(system: PhotometricSystem, path: str | Path) -> Path:

@@ -67,7 +67,7 @@ def _vac_sections(paths, out: Path, job, spec, links) -> list[tuple[str, object]
     classes = read_vac(paths.vac, ["CLASS"])["CLASS"].value_counts()
     sections.append(("VAC objects by most probable class", classes.to_frame("objects")))
     counts = pd.read_csv(paths.vac / "targets" / "expected_counts.csv")
-    sections.append(("Expected counts per rSDSS bin", _plot_counts(counts, out)))
+    sections.append(("Expected counts per observed r bin", _plot_counts(counts, out)))
     targets = pd.read_csv(paths.vac / "targets" / "qso_targets.csv")
     sections.append((f"QSO target list: {len(targets):,} candidates (first 15)", targets.head(15)))
     if job.simulate is not None:
@@ -76,20 +76,22 @@ def _vac_sections(paths, out: Path, job, spec, links) -> list[tuple[str, object]
         rep = vac_against_truth(paths.vac, paths.sim / "truth", out / "vac_vs_truth",
                                 r_max=spec.r_max)  # fmt: skip
         links.append(("VAC against the emulator's truth", rep["report"]))
-        sections.append(("VAC against the emulator's truth (true r bins)", rep["table"]))
-        sections.append(("F1 against magnitude, VAC vs truth", rep["figures"]["f1_vs_mag"]))
+        sections.append(("VAC against the emulator's truth (observed r bins)", rep["table"]))
+        sections.append(("F1 against observed r, VAC vs truth", rep["figures"]["f1_vs_mag"]))
     return sections
 
 
 def _plot_counts(counts: pd.DataFrame, out: Path) -> Path:
     from matplotlib.figure import Figure
 
+    from jpasbatch.plots import OBSERVED_R, class_colour
+
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     centre = 0.5 * (counts["MAG_R_LO"] + counts["MAG_R_HI"])
     for c in CLASSES:
-        ax.step(centre, counts[f"N_{c}_EXPECTED"], where="mid", label=c)
-    ax.set(xlabel="rSDSS (observed)", ylabel="expected objects (sum of P)", yscale="log")
+        ax.step(centre, counts[f"N_{c}_EXPECTED"], where="mid", color=class_colour(c), label=c)
+    ax.set(xlabel=OBSERVED_R, ylabel="expected objects (sum of P)", yscale="log")
     ax.legend()
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)

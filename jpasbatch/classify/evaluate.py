@@ -107,11 +107,13 @@ def evaluate_models(
 def report_model(out: Path, model, data: LabelledSet, title: str, protocol: Protocol) -> dict:
     """The evaluation report of one model on one labelled set (``classification_report``)."""
     from jpasbatch.classify.report import classification_report
+    from jpasbatch.plots import TRUE_R
 
     p, d, w = predict(model, data, protocol)
     with np.errstate(divide="ignore"):
         snr = 1.0 / np.abs(d.relerr[:, _R])
     title = f"{title} ({protocol} class abundances)"
+    # labelled sets (mocks, Test-Real / Test-Synth) carry the simulation's true r
     return classification_report(
-        out, p, d.y, d.mag, snr=snr, title=title, paper=PAPER_F1, sample_weight=w
+        out, p, d.y, d.mag, snr=snr, title=title, paper=PAPER_F1, sample_weight=w, mag_label=TRUE_R
     )

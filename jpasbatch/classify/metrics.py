@@ -16,6 +16,7 @@ classes absent from a bin with NaN (see there).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from statistics import NormalDist
 from typing import NamedTuple
 
 import numpy as np
@@ -180,6 +181,91 @@ def f1_scores(cm: np.ndarray) -> np.ndarray:
     fp = cm.sum(axis=0) - tp
     fn = cm.sum(axis=1) - tp
     return _divide(2 * tp, 2 * tp + fp + fn)
+
+
+def wilson_interval(
+    successes: np.ndarray | float, trials: np.ndarray | float, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a binomial proportion ``successes / trials``.
+
+    ``p = k / n``, ``z`` the two-sided normal quantile of ``confidence``::
+
+        centre = (p + z^2 / 2n) / (1 + z^2 / n)
+        half   = z / (1 + z^2 / n) * sqrt(p (1 - p) / n + z^2 / 4n^2)
+
+    the interval of ``statsmodels``' ``proportion_confint(method="wilson")``.
+    Unlike the normal (Wald) interval it stays inside [0, 1] and is not empty at
+    ``k = 0`` or ``k = n``. Counts may be non-integer (effective numbers of
+    weighted objects, see :func:`evaluate`). ``trials == 0`` gives (0, 1): no
+    information.
+
+    Returns
+    -------
+    lo, hi : ndarray
+        Broadcast shape of the inputs.
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        denom = 1 + z**2 / n
+        centre = (p + z**2 / (2 * n)) / denom
+        half = z / denom * np.sqrt(np.clip(p * (1 - p), 0, None) / n + z**2 / (4 * n**2))
+    empty = n <= 0
+    # exact ends at k = 0 and k = n, where rounding would leave 1e-17 from them
+    lo = np.where(empty | (k <= 0), 0.0, np.clip(centre - half, 0.0, 1.0))
+    hi = np.where(empty | (k >= n), 1.0, np.clip(centre + half, 0.0, 1.0))
+    return lo, hi
+
+
+def _effective_n(w: np.ndarray) -> float:
+    """Kish's effective sample size ``(sum w)^2 / sum w^2``; the count when all w = 1."""
+    w2 = float(np.sum(w * w))
+    return float(np.sum(w)) ** 2 / w2 if w2 > 0 else 0.0
+
+
+def f1_interval(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    n_classes: int = 4,
+    sample_weight: np.ndarray | None = None,
+    confidence: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class interval on F1 from Wilson intervals on purity and completeness.
+
+    Method (chosen over a bootstrap: deterministic, cheap, and defined for
+    a handful of objects): purity ``P = TP / predicted`` and completeness
+    ``C = TP / true`` are binomial proportions, each given its Wilson score
+    interval (:func:`wilson_interval`) at ``confidence``. F1 = 2PC / (P + C)
+    grows with both, so over the box of the two intervals it ranges from
+    ``F1(P_lo, C_lo)`` to ``F1(P_hi, C_hi)``: that range is returned. It is
+    somewhat wider than a ``confidence`` interval of F1 itself (both ends at
+    once), never narrower. With ``sample_weight`` the numbers of trials are
+    Kish's effective sample sizes of the predicted and of the true members
+    (so weights that only rescale change nothing) and the successes those
+    times the weighted purity and completeness.
+
+    Returns
+    -------
+    lo, hi : ndarray, shape (K,)
+        NaN for a class with no true member (its F1 is undefined). A class
+        present but never predicted has purity in (0, 1) and F1 from 0 up.
+    """
+    y_true = _labels(y_true, n_classes, "y_true")
+    y_pred = _labels(y_pred, n_classes, "y_pred")
+    w = _weights(sample_weight, len(y_true))
+    cm = confusion_matrix(y_true, y_pred, n_classes, w)
+    purity, completeness = purity_completeness(cm)
+    n_pred = np.array([_effective_n(w[y_pred == c]) for c in range(n_classes)])
+    n_true = np.array([_effective_n(w[y_true == c]) for c in range(n_classes)])
+    p_lo, p_hi = wilson_interval(purity * n_pred, n_pred, confidence)
+    c_lo, c_hi = wilson_interval(completeness * n_true, n_true, confidence)
+    lo, hi = _divide(2 * p_lo * c_lo, p_lo + c_lo), _divide(2 * p_hi * c_hi, p_hi + c_hi)
+    absent = cm.sum(axis=1) <= 0
+    lo[absent] = np.nan
+    hi[absent] = np.nan
+    return lo, hi
 
 
 def weighted_f1(cm: np.ndarray) -> float:
@@ -478,7 +564,7 @@ def _class_names(k: int) -> tuple[str, ...]:
 
 def _columns(names: Sequence[str]) -> list[str]:
     cols = ["bin", "lo", "hi", "n", "weighted_f1", "macro_f1"]
-    for prefix in ("F1", "PURITY", "BALANCED_PURITY", "COMPLETENESS", "ECE"):
+    for prefix in ("F1", "F1_LO", "F1_HI", "PURITY", "BALANCED_PURITY", "COMPLETENESS", "ECE"):
         cols += [f"{prefix}_{c}" for c in names]
     cols += ["ECE", *[f"AUC_{c}" for c in names], "ENTROPY", "N_QSO_EST", "N_QSO_TRUE"]
     return cols
@@ -495,9 +581,12 @@ def _row(probs: np.ndarray, y: np.ndarray, w: np.ndarray, names: Sequence[str]) 
     absent = cm.sum(axis=1) <= 0
     f1[absent] = np.nan
     completeness[absent] = np.nan
+    f1_lo, f1_hi = f1_interval(y, probs.argmax(axis=1), k, w)
     row = {"weighted_f1": weighted_f1(cm), "macro_f1": macro_f1(cm)}
     for prefix, values in (
         ("F1", f1),
+        ("F1_LO", f1_lo),
+        ("F1_HI", f1_hi),
         ("PURITY", purity),
         ("BALANCED_PURITY", balanced_purity(cm)),
         ("COMPLETENESS", completeness),
@@ -540,6 +629,7 @@ def evaluate(
         One row per bin, in order, then a row ``bin == "all"`` over every object
         (``lo``, ``hi`` NaN). Columns: ``bin`` (label such as ``"17-20"``), ``lo``,
         ``hi``, ``n``, ``weighted_f1``, ``macro_f1``, then per class ``F1_<C>``,
+        ``F1_LO_<C>`` and ``F1_HI_<C>`` (its 95% interval, :func:`f1_interval`),
         ``PURITY_<C>``, ``BALANCED_PURITY_<C>``, ``COMPLETENESS_<C>``, ``ECE_<C>``,
         then ``ECE`` (top label), ``AUC_<C>``, ``ENTROPY`` (mean, bits),
         ``N_QSO_EST`` and ``N_QSO_TRUE``.
@@ -547,11 +637,11 @@ def evaluate(
     Notes
     -----
     A bin without objects gives a row of NaN metrics (``n == 0``), not an error.
-    For a class with no true member in a bin, ``F1_<C>``, ``COMPLETENESS_<C>`` and
-    ``AUC_<C>`` are NaN (undefined, rather than the 0 of the plain kernels), and
-    so is ``AUC_<C>`` for a class that is the only one present. ``PURITY_<C>``
-    keeps the 0 convention; ``weighted_f1`` and ``macro_f1`` are those of
-    :func:`weighted_f1` and :func:`macro_f1`.
+    For a class with no true member in a bin, ``F1_<C>`` (and its interval),
+    ``COMPLETENESS_<C>`` and ``AUC_<C>`` are NaN (undefined, rather than the 0 of
+    the plain kernels), and so is ``AUC_<C>`` for a class that is the only one
+    present. ``PURITY_<C>`` keeps the 0 convention; ``weighted_f1`` and
+    ``macro_f1`` are those of :func:`weighted_f1` and :func:`macro_f1`.
     """
     probs, y, w = _check(probs, y_true, sample_weight)
     mag = np.asarray(mag, dtype=np.float64)

@@ -20,10 +20,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from jpasbatch.classify import metrics
-from jpasbatch.plots import _save
+from jpasbatch.plots import OBSERVED_R, _save, class_colour
 
-#: One colour per class, shared by every figure so a class looks the same everywhere.
-_CLASS_COLOURS = ("C0", "C2", "C1", "C3")
 _MODEL_STYLES = ("-", "--", ":", "-.")
 
 
@@ -31,8 +29,9 @@ def _names(k: int) -> tuple[str, ...]:
     return metrics._class_names(k)
 
 
-def _colour(c: int) -> str:
-    return _CLASS_COLOURS[c % len(_CLASS_COLOURS)]
+def _colour(c: int, k: int = len(metrics.CLASSES)) -> str:
+    """The shared colour (:data:`jpasbatch.plots.CLASS_COLOURS`) of class ``c`` of ``k``."""
+    return class_colour(_names(k)[c], c)
 
 
 # --------------------------------------------------------------------------- figures
@@ -103,13 +102,18 @@ def plot_reliability(
         rel = np.log10(1 + curve.counts) / max(np.log10(1 + curve.counts.max(initial=0)), 1e-12)
         ax.bar(curve.centres, 0.25 * rel, width=1 / n_bins, color="0.85", zorder=0)
         ax.plot([0, 1], [0, 1], ":", color="0.5", lw=1)
-        ax.plot(curve.mean_predicted, curve.observed_fraction, "o-", color=_colour(c), ms=4)
+        ax.plot(curve.mean_predicted, curve.observed_fraction, "o-", color=_colour(c, k), ms=4)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel(f"predicted P({names[c]})")
         ax.set_title(f"{names[c]}  ECE = {ece[f'ECE_{names[c]}']:.3f}", fontsize=9)
     axes[0].set_ylabel("observed fraction")
     return _save(fig, path)
+
+
+def _short(mag_label: str) -> str:
+    """``"observed r (rSDSS, mag)"`` -> ``"observed r"``, for titles and headings."""
+    return mag_label.split(" (")[0]
 
 
 def _centres(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
@@ -122,8 +126,16 @@ def plot_f1_vs_mag(
     path: str | Path,
     paper: Mapping[str, Sequence[float]] | None = None,
     paper_bins: Sequence[tuple[float, float]] = metrics.MAGNITUDE_BINS,
+    *,
+    mag_label: str = OBSERVED_R,
 ) -> Path:
     """F1 per class against magnitude: one line per class (colour) and model (style).
+
+    Each line has a shaded band: its 95% interval per bin, ``F1_LO_<C>`` to
+    ``F1_HI_<C>`` of the table (the range of F1 over the Wilson score intervals
+    of purity and completeness, see :func:`metrics.f1_interval`). Bins without
+    objects, or without a true member of the class, hold NaN and are not drawn
+    (a gap in the line and band, never a 0).
 
     Parameters
     ----------
@@ -137,6 +149,9 @@ def plot_f1_vs_mag(
         centres of ``paper_bins`` with horizontal bars spanning each bin.
     paper_bins : sequence of (lo, hi)
         The bins of ``paper``; defaults to :data:`metrics.MAGNITUDE_BINS`.
+    mag_label : str
+        The x-axis label, naming which r the tables were binned by:
+        :data:`jpasbatch.plots.OBSERVED_R` (default) or :data:`jpasbatch.plots.TRUE_R`.
     """
     fig = Figure(figsize=(7.5, 4.5))
     ax = fig.subplots()
@@ -144,15 +159,23 @@ def plot_f1_vs_mag(
     for m, (model, table) in enumerate(tables.items()):
         rows, x = _centres(table)
         style = _MODEL_STYLES[m % len(_MODEL_STYLES)]
-        for c, name in enumerate(names):
+        for name in names:
             col = f"F1_{name}"
             if col in rows:
                 label = f"{name} ({model})" if len(tables) > 1 else name
-                ax.plot(x, rows[col], style, color=_colour(c), label=label, lw=1.4)
+                f1 = rows[col].to_numpy(float)
+                colour = class_colour(name)
+                ax.plot(x, f1, style, color=colour, label=label, lw=1.4)
+                if f"F1_LO_{name}" in rows and f"F1_HI_{name}" in rows:
+                    lo = rows[f"F1_LO_{name}"].to_numpy(float)
+                    hi = rows[f"F1_HI_{name}"].to_numpy(float)
+                    ok = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(f1)
+                    ax.fill_between(x, lo, hi, where=ok, color=colour, alpha=0.15, lw=0,
+                                    interpolate=False, label=f"_band {label}")  # fmt: skip
     if paper:
         lo = np.array([b[0] for b in paper_bins], dtype=float)
         hi = np.array([b[1] for b in paper_bins], dtype=float)
-        for c, name in enumerate(names):
+        for name in names:
             if name in paper:
                 f1 = np.asarray(paper[name], dtype=float)
                 ax.errorbar(
@@ -160,14 +183,14 @@ def plot_f1_vs_mag(
                     f1,
                     xerr=0.5 * (hi - lo)[: len(f1)],
                     fmt="s",
-                    color=_colour(c),
+                    color=class_colour(name),
                     mfc="white",
                     ms=6,
                     capsize=2,
                     label=f"{name} (paper)",
                 )
-    ax.set_xlabel("r [mag]")
-    ax.set_ylabel("F1")
+    ax.set_xlabel(mag_label)
+    ax.set_ylabel("F1 (band: 95% interval)")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
@@ -207,7 +230,7 @@ def plot_entropy_vs_snr(
                 if sel.sum() >= min_count:
                     med[b] = np.median(h[sel])
             if np.isfinite(med).any():
-                ax.plot(centres, med, "o-", color=_colour(c), ms=3, label=name)
+                ax.plot(centres, med, "o-", color=class_colour(name), ms=3, label=name)
         ax.legend(fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("S/N (r band)")
@@ -234,7 +257,7 @@ def plot_roc(
             ax.plot(
                 roc.fpr[c],
                 roc.tpr[c],
-                color=_colour(c),
+                color=_colour(c, len(roc.auc)),
                 lw=1.4,
                 label=f"{name} AUC = {roc.auc[c]:.3f}",
             )
@@ -258,7 +281,7 @@ th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
 th { background: #f0f0f0; }
 tr:nth-child(even) td { background: #fafafa; }
 img { max-width: 100%; border: 1px solid #eee; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
 """
 
 
@@ -337,6 +360,7 @@ def classification_report(
     *,
     paper: Mapping[str, Sequence[float]] | None = None,
     sample_weight: np.ndarray | None = None,
+    mag_label: str = OBSERVED_R,
 ) -> dict[str, Any]:
     """Metrics tables, figures and an HTML page for one classifier on one test set.
 
@@ -353,6 +377,10 @@ def classification_report(
     y_true : ndarray of int, shape (N,)
     mag : ndarray, shape (N,)
         r magnitude for the binned tables.
+    mag_label : str
+        Which r ``mag`` is, for axes and headings: :data:`jpasbatch.plots.OBSERVED_R`
+        (default; the survey's measurement) or :data:`jpasbatch.plots.TRUE_R`
+        (a simulation's truth, e.g. the mocks' ``MAG_R``).
     snr : ndarray, shape (N,), optional
         S/N for the entropy figure.
     title : str
@@ -392,9 +420,12 @@ def classification_report(
         "confusion": plot_confusion(cm, out / "confusion.png", "confusion matrix (all objects)"),
         "reliability": plot_reliability(probs, y, out / "reliability.png", sample_weight=w),
         "roc": plot_roc(probs, y, out / "roc.png", sample_weight=w),
-        "f1_vs_mag": plot_f1_vs_mag({"model": sliding}, out / "f1_vs_mag.png", paper=paper),
+        "f1_vs_mag": plot_f1_vs_mag(
+            {"model": sliding}, out / "f1_vs_mag.png", paper=paper, mag_label=mag_label
+        ),
     }
     mag = np.asarray(mag, dtype=np.float64)
+    r = _short(mag_label)
     per_bin = []
     for lo, hi in metrics.MAGNITUDE_BINS:
         sel = (mag >= lo) & (mag < hi)
@@ -403,7 +434,7 @@ def classification_report(
             cm_bin = metrics.confusion_matrix(y[sel], probs[sel].argmax(1), probs.shape[1], w_bin)
             name = f"confusion_r{lo:g}-{hi:g}"
             figures[name] = plot_confusion(cm_bin, out / f"{name}.png",
-                                           f"confusion matrix, {lo:g} <= r < {hi:g}")  # fmt: skip
+                                           f"confusion matrix, {lo:g} <= {r} < {hi:g}")  # fmt: skip
             per_bin.append(figures[name])
     if snr is not None:
         figures["entropy_vs_snr"] = plot_entropy_vs_snr(
@@ -417,12 +448,12 @@ def classification_report(
     )
     sections: list[tuple[str, Any]] = [
         ("Headline", head),
-        ("Metrics in magnitude bins", table),
+        (f"Metrics in {r} bins", table),
         ("Confusion matrix", figures["confusion"]),
-        ("Confusion matrices per r bin", per_bin),
+        (f"Confusion matrices per {r} bin", per_bin),
         ("Reliability (one vs rest)", figures["reliability"]),
         ("ROC (one vs rest)", figures["roc"]),
-        ("F1 against magnitude (sliding 1-mag windows)", figures["f1_vs_mag"]),
+        (f"F1 against {r} (sliding 1-mag windows, 95% bands)", figures["f1_vs_mag"]),
     ]
     if "entropy_vs_snr" in figures:
         sections.append(("Entropy against S/N", figures["entropy_vs_snr"]))

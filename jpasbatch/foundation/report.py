@@ -51,15 +51,16 @@ def _fig_png(fig) -> str:
 def _plot_classification(results: dict, models: list[str], suffix: str = ""):
     from matplotlib.figure import Figure
 
+    from jpasbatch.plots import CLASS_COLOURS
+
     fig = Figure(figsize=(13, 3.3 * len(models)))
     axes = fig.subplots(len(models), 4, squeeze=False)
-    colours = {"STAR": "tab:blue", "GALAXY": "tab:red", "QSO": "tab:green"}
     for r, model in enumerate(models):
         for ds, style in ((f"test_real{suffix}", "-"), (f"test_synth{suffix}", ":")):
             t = results[model][ds]["all"]["class3"]
             for c, key in enumerate(("purity", "completeness", "f1")):
                 for name in OJALA_CLASSES:
-                    axes[r, c].plot(t["i"], t[f"{key}_{name}"], style, color=colours[name],
+                    axes[r, c].plot(t["i"], t[f"{key}_{name}"], style, color=CLASS_COLOURS[name],
                                     label=f"{name} ({ds[5:]})")  # fmt: skip
                 axes[r, c].set(title=f"{model}: balanced {key}", xlabel="i", ylim=(0, 1.02))
             for ctx in CONTEXTS:
@@ -96,7 +97,9 @@ def _plot_photoz(results: dict, models: list[str], suffix: str = ""):
 
 
 def _table_html(df: pd.DataFrame) -> str:
-    return df.to_html(float_format=lambda v: f"{v:.3g}", na_rep="-", border=0)
+    """The table in a box that scrolls sideways, so a wide table never overflows the page."""
+    table = df.to_html(float_format=lambda v: f"{v:.3g}", na_rep="-", border=0)
+    return f'<div class="scroll">{table}</div>'
 
 
 def precision_agreement(predictor: FoundationPredictor, table) -> dict:
@@ -339,7 +342,8 @@ def _html(results, headline, finetune, precision, figs, meta, tables) -> str:
         "<html><head><meta charset='utf-8'><title>Foundation model evaluation</title>",
         "<style>body{font-family:sans-serif;max-width:1300px;margin:auto}"
         "table{border-collapse:collapse;font-size:12px}td,th{padding:2px 6px;"
-        "border-bottom:1px solid #ddd;text-align:right}</style></head><body>",
+        "border-bottom:1px solid #ddd;text-align:right}.scroll{overflow-x:auto;max-width:100%}"
+        "img{max-width:100%}</style></head><body>",
         "<h1>OJALA-style foundation model: evaluation on the emulated survey</h1>",
         "<p>Test-Real: the emulator's spectroscopic cross-match objects as observed. "
         "Test-Synth: the same objects rebuilt from their noiseless fluxes with their exact "

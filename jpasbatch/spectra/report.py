@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from jpasbatch.classify.report import write_html_report
+from jpasbatch.plots import class_colour
 from jpasbatch.spectra.emulate import CLASSES
 from jpasbatch.spectra.evaluate import (
     DV_THRESHOLDS,
@@ -102,7 +103,7 @@ def plot_calibration(table: pd.DataFrame, path: Path) -> Path:
         t = table[table["CLASS_TRUE"] == cls]
         if f"Z_{cls}" in t and len(t):
             tt = np.abs(t[f"Z_{cls}"] - t["Z_TRUE"]) / np.maximum(t[f"Z_{cls}_ERR"], 1e-12)
-            ax.plot(k, [(tt <= kk).mean() for kk in k], label=cls)
+            ax.plot(k, [(tt <= kk).mean() for kk in k], color=class_colour(cls), label=cls)
     ax.set(xlabel="k", ylabel="fraction with |z_p - z_t| <= k sigma_z", title="z error calibration")
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -120,12 +121,12 @@ def plot_vs_snr(table: pd.DataFrame, path: Path) -> Path:
         sel = (table["CLASS_TRUE"] == cls).to_numpy()
         acc = [np.mean(table["CLASS"][sel & (bins == i)] == cls) if (sel & (bins == i)).sum() > 4
                else np.nan for i in range(len(centre))]  # fmt: skip
-        a.semilogx(centre, acc, "o-", label=cls)
+        a.semilogx(centre, acc, "o-", color=class_colour(cls), label=cls)
         if cls != "STAR" and f"Z_{cls}" in table:
             dv = np.abs(dv_kms(table[f"Z_{cls}"], table["Z_TRUE"]))
             ok = [np.mean(dv[sel & (bins == i)] < 6000) if (sel & (bins == i)).sum() > 4
                   else np.nan for i in range(len(centre))]  # fmt: skip
-            b.semilogx(centre, ok, "o-", label=cls)
+            b.semilogx(centre, ok, "o-", color=class_colour(cls), label=cls)
     a.set(xlabel="median S/N per pixel", ylabel="recall", title="classification", ylim=(0, 1.02))
     b.set(xlabel="median S/N per pixel", ylabel="|dv| < 6000 km/s", title="redshift (own class)",
           ylim=(0, 1.02))  # fmt: skip

@@ -17,15 +17,18 @@ def vac_against_truth(
 ) -> dict:
     """Classification report of the VAC's probabilities against the emulator's classes.
 
-    Every VAC object whose true rSDSS magnitude is at most ``r_max`` counts once,
-    at the abundances of the emulated sky (no reweighting): the numbers a user of
-    the VAC would see. Binned by the true magnitude, as the paper's tables.
+    Every VAC object whose *observed* rSDSS magnitude (the VAC's ``MAG_R``) is at
+    most ``r_max`` counts once, at the abundances of the emulated sky (no
+    reweighting), binned by that observed magnitude: the numbers a user who
+    selects from the VAC would see, on the same axis as the job report's
+    expected counts. The truth supplies only the classes.
     """
     from jpasbatch.classify.report import classification_report
+    from jpasbatch.plots import OBSERVED_R
 
-    cols = ["OBJECT_ID", *[f"P_{c}" for c in CLASSES]]
+    cols = ["OBJECT_ID", "MAG_R", *[f"P_{c}" for c in CLASSES]]
     vac = read_vac(vac_dir, cols)
-    truth = pd.read_parquet(truth_dir, columns=["OBJECT_ID", "CLASS", "MAG_R"])
+    truth = pd.read_parquet(truth_dir, columns=["OBJECT_ID", "CLASS"])
     both = vac.merge(truth, on="OBJECT_ID", how="inner", validate="one_to_one")
     both = both[both["MAG_R"] <= r_max]
     probs = both[[f"P_{c}" for c in CLASSES]].to_numpy(np.float64)
@@ -35,6 +38,7 @@ def vac_against_truth(
         probs,
         y,
         both["MAG_R"].to_numpy(float),
-        title=f"VAC against the emulator's truth (r <= {r_max}, sky abundances)",
+        title=f"VAC against the emulator's truth (observed r <= {r_max}, sky abundances)",
         paper=PAPER_F1,
+        mag_label=OBSERVED_R,
     )

@@ -322,3 +322,82 @@ def test_summary():
     assert all(isinstance(v, float) for v in s.values())
     assert m.summary(p, y, w)["weighted_f1"] != s["weighted_f1"]
     assert isinstance(pd.Series(s).to_json(), str)
+
+
+def _wilson_reference(k, n, confidence):
+    """Wilson's interval in the form (2k + z^2 +- z sqrt(z^2 + 4k(n-k)/n)) / 2(n + z^2)."""
+    z = scipy.stats.norm.ppf(1 - (1 - confidence) / 2)
+    k, n = np.asarray(k, float), np.asarray(n, float)
+    root = z * np.sqrt(z**2 + 4 * k * (n - k) / n)
+    return (2 * k + z**2 - root) / (2 * (n + z**2)), (2 * k + z**2 + root) / (2 * (n + z**2))
+
+
+@pytest.mark.parametrize("confidence", [0.68, 0.95, 0.99])
+def test_wilson_interval_matches_the_closed_form(confidence):
+    k = np.array([0, 1, 3, 7, 50, 99, 100, 2, 0.0, 12.5])
+    n = np.array([10, 10, 4, 20, 100, 100, 100, 2, 1, 30.0])
+    lo, hi = m.wilson_interval(k, n, confidence)
+    ref_lo, ref_hi = _wilson_reference(k, n, confidence)
+    np.testing.assert_allclose(lo, ref_lo, atol=1e-12)
+    np.testing.assert_allclose(hi, ref_hi, atol=1e-12)
+    assert np.all((lo <= k / n) & (k / n <= hi)) and np.all((lo >= 0) & (hi <= 1))
+    # two textbook numbers: 0 of 10 and 5 of 10 at 95%
+    np.testing.assert_allclose(m.wilson_interval(0, 10), (0.0, 0.27753), atol=5e-5)
+    np.testing.assert_allclose(m.wilson_interval(5, 10), (0.23659, 0.76341), atol=5e-5)
+    assert tuple(m.wilson_interval(0, 0)) == (0.0, 1.0)
+
+
+def test_wilson_interval_against_statsmodels():
+    proportion = pytest.importorskip("statsmodels.stats.proportion")
+    k, n = np.array([0, 3, 17, 40]), np.array([5, 9, 40, 40])
+    ref = proportion.proportion_confint(k, n, alpha=0.05, method="wilson")
+    np.testing.assert_allclose(m.wilson_interval(k, n), ref, atol=1e-12)
+
+
+def test_f1_interval_from_wilson_purity_and_completeness():
+    p, y, w = _data(5, n=300, missing=3)
+    pred = p.argmax(axis=1)
+    lo, hi = m.f1_interval(y, pred, K)
+    cm = m.confusion_matrix(y, pred, K)
+    f1 = m.f1_scores(cm)
+    for c in range(K):
+        if c == 3:  # absent class: undefined
+            assert np.isnan(lo[c]) and np.isnan(hi[c])
+            continue
+        tp, n_pred, n_true = cm[c, c], (pred == c).sum(), (y == c).sum()
+        p_lo, p_hi = _wilson_reference(tp, n_pred, 0.95)
+        c_lo, c_hi = _wilson_reference(tp, n_true, 0.95)
+        assert lo[c] == pytest.approx(2 * p_lo * c_lo / (p_lo + c_lo))
+        assert hi[c] == pytest.approx(2 * p_hi * c_hi / (p_hi + c_hi))
+        assert lo[c] < f1[c] < hi[c]
+    # weights that only rescale change nothing (Kish's effective counts)
+    np.testing.assert_allclose(m.f1_interval(y, pred, K, np.full(len(y), 3.7)), (lo, hi))
+    # real weights give other effective counts, still around the weighted F1
+    wlo, whi = m.f1_interval(y, pred, K, w)
+    wf1 = m.f1_scores(m.confusion_matrix(y, pred, K, w))
+    assert np.all((wlo[:3] < wf1[:3]) & (wf1[:3] < whi[:3]))
+    assert not np.allclose(wlo[:3], lo[:3])
+    # more objects, same rates: a narrower interval
+    big_lo, big_hi = m.f1_interval(np.tile(y, 10), np.tile(pred, 10), K)
+    assert np.all((big_hi - big_lo)[:3] < (hi - lo)[:3])
+
+
+def test_evaluate_table_carries_f1_interval_and_nan_for_empty_bins():
+    p, y, _ = _data(6, n=400)
+    mag = np.random.default_rng(99).uniform(17, 22, len(y))  # nothing fainter than 22
+    bins = [(17.0, 20.0), (20.0, 22.5), (22.5, 23.6)]
+    table = m.evaluate(p, y, mag, bins=bins).set_index("bin")
+    for c in CLASSES:
+        ok = table.loc[["17-20", "20-22.5", "all"]]
+        assert (ok[f"F1_LO_{c}"] <= ok[f"F1_{c}"]).all()
+        assert (ok[f"F1_{c}"] <= ok[f"F1_HI_{c}"]).all()
+    sel = mag < 20
+    lo, hi = m.f1_interval(y[sel], p[sel].argmax(axis=1), K)
+    np.testing.assert_allclose(table.loc["17-20", [f"F1_LO_{c}" for c in CLASSES]], lo)
+    np.testing.assert_allclose(table.loc["17-20", [f"F1_HI_{c}" for c in CLASSES]], hi)
+    empty = table.loc["22.5-23.6"]
+    assert empty["n"] == 0
+    for prefix in ("F1", "F1_LO", "F1_HI", "PURITY", "COMPLETENESS"):
+        values = empty[[f"{prefix}_{c}" for c in CLASSES]].to_numpy(float)
+        assert np.isnan(values).all(), prefix  # NaN, never 0
+    assert np.isnan(empty["weighted_f1"]) and np.isnan(empty["macro_f1"])

@@ -110,3 +110,78 @@ def test_plots_handle_missing_class_and_overlay(tmp_path):
         assert path.is_file() and path.stat().st_size > 1000
     assert np.isnan(metrics.roc_auc(p, y).auc[3])  # so plot_roc really skipped a class
     assert tables["a"]["F1_QSO_HIGH"].isna().all()
+
+
+@pytest.fixture
+def saved(monkeypatch):
+    from matplotlib.figure import Figure
+
+    figures = []
+    original = Figure.savefig
+
+    def savefig(self, *args, **kwargs):
+        figures.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return figures
+
+
+def test_f1_vs_mag_bands_and_gaps_for_empty_bins(tmp_path, saved):
+    from matplotlib.collections import PolyCollection
+
+    from jpasbatch.plots import OBSERVED_R, TRUE_R
+
+    p, y, mag, _ = _data(600, seed=3)
+    mag[(mag > 20.5) & (mag < 21.8)] = 17.5  # a hole: several sliding bins are empty
+    table = metrics.evaluate(p, y, mag, metrics.sliding_bins())
+    rows = table[table["bin"] != "all"]
+    empty = (rows["n"] == 0).to_numpy()
+    assert empty.any() and not empty.all()
+    report.plot_f1_vs_mag({"m": table}, tmp_path / "f1.png")
+    (fig,) = saved
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == OBSERVED_R
+    lines = {line.get_label(): line for line in ax.lines}
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == len(CLASSES)
+    for name, band in zip(CLASSES, bands, strict=True):
+        f1 = np.asarray(lines[name].get_ydata(), float)
+        assert np.isnan(f1[empty]).all()  # an empty bin is a gap, not a 0
+        np.testing.assert_array_equal(f1[~empty], rows[f"F1_{name}"].to_numpy(float)[~empty])
+        lo = rows[f"F1_LO_{name}"].to_numpy(float)
+        hi = rows[f"F1_HI_{name}"].to_numpy(float)
+        assert np.all(lo[~empty] <= f1[~empty]) and np.all(f1[~empty] <= hi[~empty])
+        assert np.all(hi[~empty] - lo[~empty] > 0.01)
+        # the band spans lo..hi of the non-empty bins, and has no vertex in the hole
+        vertices = np.concatenate([path.vertices for path in band.get_paths()])
+        assert vertices[:, 1].min() == pytest.approx(np.nanmin(lo))
+        assert vertices[:, 1].max() == pytest.approx(np.nanmax(hi))
+        x = 0.5 * (rows["lo"] + rows["hi"]).to_numpy(float)
+        inside_hole = (vertices[:, 0] > x[empty].min()) & (vertices[:, 0] < x[empty].max())
+        assert not inside_hole.any()
+    saved.clear()
+    report.plot_f1_vs_mag({"m": table}, tmp_path / "f1t.png", mag_label=TRUE_R)
+    assert saved[0].axes[0].get_xlabel() == TRUE_R
+
+
+def test_report_names_its_r(tmp_path, saved):
+    from jpasbatch.plots import TRUE_R
+
+    p, y, mag, _ = _data(200, seed=4)
+    rep = report.classification_report(tmp_path / "obs", p, y, mag)
+    page = rep["report"].read_text()
+    assert "Metrics in observed r bins" in page and "F1 against observed r" in page
+    rep = report.classification_report(tmp_path / "true", p, y, mag, mag_label=TRUE_R)
+    page = rep["report"].read_text()
+    assert "Metrics in true r bins" in page and "observed r" not in page
+    titles = [fig.axes[0].get_title() for fig in saved]
+    assert any("17 <= true r < 20" in t for t in titles)
+    assert any(ax.get_xlabel() == TRUE_R for fig in saved for ax in fig.axes)
+
+
+def test_wide_tables_scroll_rather_than_overflow(tmp_path):
+    wide = pd.DataFrame(np.ones((2, 60)), columns=[f"COLUMN_NUMBER_{i}" for i in range(60)])
+    page = report.write_html_report(tmp_path, "t", [("VAC against truth", wide)]).read_text()
+    assert re.search(r"\.scroll\s*\{[^}]*overflow-x:\s*auto", page)
+    assert re.search(r'<div class="scroll">\s*<table', page)
