@@ -4,22 +4,27 @@
 * ``ann2``: the 59 colours m_j - m_r (0 where f_j <= 0, i.e. no magnitude)
   plus the rSDSS magnitude scaled to [0, 1] over the training set.
 
-Missing measurements (NaN) enter as 0, the same "no information" value the
-paper uses for undefined colours, or (``missing="mean"``) as the training mean of
-the standardised feature: a relative flux of 0 is not "no information" but a
-deep drop-out, and a real QSO whose spectrum stops short of uJAVA was called a
-STAR with p > 0.99 for it. Rows without a positive rSDSS flux have no
-reference and are returned as unusable (``ok`` False): the caller rejects them.
-Each feature is then standardised with the training set's mean and standard
-deviation: the raw relative fluxes span four decades from band to band, and an
-8-layer ReLU network trained on them unscaled needed ~3x more epochs to reach
-the same validation F1 on the emulated mocks. The scaling constants live in
+Missing measurements (NaN) enter as 0, the same "no information" value the paper
+uses for undefined colours; or (``missing="mean"``) as the training mean of the
+standardised feature; or (``missing="interpolate"``) as the flux interpolated in
+wavelength from the bands on either side (held at the nearest band beyond the ends).
+A relative flux of 0 is not "no information" but a deep drop-out: a real QSO whose
+spectrum stops short of uJAVA was called a STAR with p > 0.99 for it. The training
+mean is a galaxy's (most training objects are galaxies): real stars with a few bands
+masked became galaxies. Narrow bands 100 A apart sample a smooth SED, so the
+neighbours say most of what the missing band would. Rows without a positive rSDSS
+flux have no reference and are returned as unusable (``ok`` False): the caller
+rejects them. Each feature is then standardised with the training set's mean and
+standard deviation: the raw relative fluxes span four decades from band to band, and
+an 8-layer ReLU network trained on them unscaled needed ~3x more epochs to reach the
+same validation F1 on the emulated mocks. The scaling constants live in
 :class:`FeatureScaler`, saved with the model.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from functools import cache
 from typing import Literal
 
 import numpy as np
@@ -49,7 +54,8 @@ class FeatureScaler:
         Per-feature standardisation (None: features as the paper defines them).
     missing
         What a missing (NaN) band becomes: ``zero`` (the paper's 0 before
-        standardisation) or ``mean`` (0 after it: the training mean).
+        standardisation), ``mean`` (0 after it: the training mean) or
+        ``interpolate`` (its neighbours' flux, linear in wavelength).
     """
 
     kind: FeatureKind = "ann1"
@@ -58,7 +64,7 @@ class FeatureScaler:
     clip: float = 50.0
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
-    missing: Literal["zero", "mean"] = "zero"
+    missing: Literal["zero", "mean", "interpolate"] = "zero"
 
     @classmethod
     def fit(
@@ -69,7 +75,7 @@ class FeatureScaler:
         *,
         r_flux: np.ndarray | None = None,
         standardise: bool = True,
-        missing: Literal["zero", "mean"] = "zero",
+        missing: Literal["zero", "mean", "interpolate"] = "zero",
     ) -> FeatureScaler:
         """Scaling constants from training fluxes (N, 60).
 
@@ -105,6 +111,8 @@ class FeatureScaler:
     def transform(self, flux: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Features (N, 59 or 60) as float32 and the mask of usable rows."""
         flux = np.asarray(flux, dtype=np.float64)
+        if self.missing == "interpolate":
+            flux = interpolate_missing(flux)
         f_r = flux[:, REFERENCE]
         ok = np.isfinite(f_r) & (f_r > 0)
         safe_r = np.where(ok, f_r, 1.0)[:, None]
@@ -123,6 +131,35 @@ class FeatureScaler:
                 x[:, : f.shape[1]][np.isnan(f)] = 0.0
         x[~ok] = 0.0
         return x.astype(np.float32), ok
+
+
+@cache
+def _band_order() -> tuple[np.ndarray, np.ndarray]:
+    from jpasbatch.filters import jpas
+
+    pivot = np.array([b.pivot_wavelength for b in jpas()])
+    order = np.argsort(pivot)
+    return order, pivot[order]
+
+
+def interpolate_missing(flux: np.ndarray) -> np.ndarray:
+    """Fluxes (N, 60) with each NaN band replaced by the linear interpolation in
+    pivot wavelength of the row's finite bands (held constant beyond the ends).
+
+    Rows with fewer than two finite bands are returned unchanged.
+    """
+    bad = np.isnan(flux)
+    rows = np.flatnonzero(bad.any(axis=1))
+    if rows.size == 0:
+        return flux
+    order, lam = _band_order()
+    out = flux.copy()
+    for i in rows:
+        f = flux[i, order]
+        ok = np.isfinite(f)
+        if ok.sum() >= 2:
+            out[i, order] = np.where(ok, f, np.interp(lam, lam[ok], f[ok]))
+    return out
 
 
 def _mag(f: np.ndarray) -> np.ndarray:

@@ -52,8 +52,9 @@ class TrainSpec(BaseModel):
     features
         ``ann1`` (relative fluxes) or ``ann2`` (colours + scaled r).
     missing
-        A missing band's feature: ``mean`` (the training mean, "no information")
-        or ``zero`` (the paper's 0 relative flux / colour).
+        A missing band's feature: ``interpolate`` (from its neighbours in
+        wavelength), ``mean`` (the training mean) or ``zero`` (the paper's 0
+        relative flux / colour); see :mod:`jpasbatch.classify.features`.
     members, hidden, layers, dropout, max_norm
         The committee's architecture.
     lr, batch_size, epochs, patience
@@ -85,7 +86,7 @@ class TrainSpec(BaseModel):
     name: str = "classifier"
     model: Literal["ann", "forest"] = "ann"
     features: Literal["ann1", "ann2"] = "ann1"
-    missing: Literal["zero", "mean"] = "mean"
+    missing: Literal["zero", "mean", "interpolate"] = "interpolate"
     members: int = Field(8, ge=1)
     hidden: int = Field(200, ge=1)
     layers: int = Field(8, ge=1)
