@@ -29,9 +29,8 @@ def add_infer(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--model",
-        type=Path,
-        help="classifier run folder or file (optional: without one the "
-        "VAC holds the template fit alone)",
+        help="classifier run folder or file; 'none' for the template fit alone "
+        "(default: the committee shipped with jpasbatch, see jpasbatch/data/models)",
     )
     p.add_argument(
         "--templates",
@@ -83,7 +82,7 @@ def _run_infer(args: argparse.Namespace) -> int:
 
     spec = InferSpec(
         catalogue=args.catalogue,
-        model=args.model,
+        model=_classifier(args.model),
         foundation=args.foundation,
         out=args.out,
         resume=args.resume,
@@ -110,6 +109,15 @@ def _run_infer(args: argparse.Namespace) -> int:
     print(f"VAC:           {summary['vac']}")
     print(f"targets:       {targets['qso_targets']}")
     return 0
+
+
+def _classifier(model: str | None) -> Path | None:
+    """``--model``: a path, ``none``, or (not given) the shipped default committee."""
+    from jpasbatch import defaults
+
+    if model is None:
+        return defaults.default_model(defaults.CLASSIFIER)
+    return None if model.lower() == "none" else Path(model)
 
 
 def add_targets(sub: argparse._SubParsersAction) -> None:

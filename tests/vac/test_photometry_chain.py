@@ -67,7 +67,7 @@ def test_template_pz_round_trips_through_qp(photometry_file, tmp_path):
 
     out = tmp_path / "vac"
     assert main(["infer", "--catalog", str(photometry_file), "--out", str(out),
-                 "--workers", "1", "--templates", "coarse"]) == 0  # fmt: skip
+                 "--workers", "1", "--templates", "coarse", "--model", "none"]) == 0  # fmt: skip
     vac = pd.read_parquet(out / "dataset")
     assert vac["CLASS"].tolist() == vac["CLASS_TEMPLATE"].tolist()  # no classifier
     assert np.allclose(vac["Z_PHOT"], vac["Z_TEMPLATE"])
@@ -89,3 +89,19 @@ def test_template_pz_round_trips_through_qp(photometry_file, tmp_path):
     peak = z[pz.argmax(axis=1)]
     step = np.max(np.diff(z))
     assert np.all(np.abs(peak - vac["Z_TEMPLATE"])[extragalactic] <= 2 * step)
+
+
+def test_infer_without_model_uses_the_shipped_committee(photometry_file, tmp_path):
+    import json
+
+    from jpasbatch import defaults
+    from jpasbatch.provenance import file_sha256
+
+    out = tmp_path / "vac"
+    assert main(["infer", "--catalog", str(photometry_file), "--out", str(out),
+                 "--workers", "1", "--templates", "coarse"]) == 0  # fmt: skip
+    vac = pd.read_parquet(out / "dataset")
+    assert vac["CLASS_ANN"].notna().all()  # the classifier ran on every row
+    prov = json.loads((out / "provenance.json").read_text())
+    card = defaults.default_model() / "model.json"
+    assert prov["models"]["classifier"] == file_sha256(card)
