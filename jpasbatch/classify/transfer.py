@@ -271,13 +271,3 @@ def report(result: dict) -> str:
             f"| {s['mean_weighted_f1']:.3f} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def matrix(result: dict, recipe: str) -> pd.DataFrame:
-    """One recipe's matrix as a frame (rows: held-out families)."""
-    rows = {
-        name: {"weighted_f1": r[recipe]["weighted_f1"], **r[recipe]["f1"],
-               "recall": r[recipe]["held_class_recall"]}
-        for name, r in result["families"].items()
-    }  # fmt: skip
-    return pd.DataFrame(rows).T

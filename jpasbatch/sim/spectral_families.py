@@ -257,8 +257,6 @@ FAMILIES: dict[str, Family] = {
         Family("qso_composite", "QSO", _qso_composite, "observed composites, modulated"),
     )
 }
-#: The single-family recipe of the emulator's ``simulated`` world, for comparison.
-LEGACY = ("star_pickles", "gal_kcorrect", "qso_sdss_pca")
 
 
 def class_of(cls: np.ndarray) -> np.ndarray:
