@@ -435,17 +435,20 @@ EXAMPLES: dict[str, str] = {
     "photometry": "jpasbatch photometry spec-*.fits table.csv --noise depth --out phot.parquet",
     "ingest": "jpasbatch ingest sim/catalogue/*.parquet --out cat --min-bands 50",
     "simulate": "jpasbatch simulate --area 1 --out sim --seed 1",
-    "mocks": "jpasbatch mocks --out mocks --observed cat --sim sim --qso-boost 10 --report",
+    "mocks": "jpasbatch mocks --out mocks --error-model depth --families all --missing-bands 0.3",
     "train": "jpasbatch train mocks/mocks --out runs --name ann1 --workers 2",
     "evaluate": "jpasbatch evaluate ann1=runs/ann1 --test mocks/mocks --out eval",
     "study": "jpasbatch study --mocks mocks/mocks --mocks-plain plain/mocks "
     "--mocks-hybrid hybrid/mocks --sim sim --catalogue cat --out study",
+    "transfer": "jpasbatch transfer --out transfer_study --n-objects 40000",
+    "publish-model": "jpasbatch publish-model build/default_models/runs/committee "
+    "--job jobs/train_default.yaml --real-check real_check.json --transfer transfer.json",
     "foundation-train": "jpasbatch foundation-train --spec jobs/train_foundation.yaml",
     "foundation-predict": "jpasbatch foundation-predict runs/fm/model.json phot.parquet "
     "--out fm.parquet",
     "foundation-evaluate": "jpasbatch foundation-evaluate fm=runs/fm --test-dir mocks "
     "--out fm_eval",
-    "infer": "jpasbatch infer --catalog cat --model runs/ann1 --out vac --bf16",
+    "infer": "jpasbatch infer --catalog cat --out vac --bf16",
     "targets": "jpasbatch targets vac --out targets --p-qso 0.5 --mag-limit 22.5",
     "real-check": "jpasbatch real-check ../shared/data/real_spectra --model runs/ann1 --record",
     "spectra": "jpasbatch spectra spec-*.fits --model runs/gasnet --out spectra.parquet",

@@ -169,7 +169,6 @@ def add_transfer(sub: argparse._SubParsersAction) -> None:
         "all-families model and the old single-template-set recipe. Mocks with depth errors; "
         "resumable (finished mocks and models are kept). Writes OUT/report.md and "
         "OUT/transfer.json.",
-        epilog="example:\n  jpasbatch transfer --out docs/transfer_study --n-objects 40000",
     )
     p.add_argument("--out", type=Path, required=True, help="study folder")
     p.add_argument("--families", nargs="+", help="families to use (default: all)")
@@ -219,9 +218,6 @@ def add_publish(sub: argparse._SubParsersAction) -> None:
         "models folder with CARD.json (the job that trained it, its data, the "
         "leave-one-family-out and real-sky figures) and SHA256SUMS. `jpasbatch infer` "
         "without --model then uses it.",
-        epilog="example:\n  jpasbatch publish-model build/default_models/runs/committee "
-        "--job jobs/train_default.yaml --real-check docs/default_model/real_check.json "
-        "--transfer docs/transfer_study/transfer.json",
     )
     p.add_argument("run", type=Path, help="training run folder")
     p.add_argument("--job", type=Path, required=True, help="the job file that trained it")
