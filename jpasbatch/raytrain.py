@@ -16,8 +16,10 @@ to ``state.safetensors`` and the rest to ``state.json``
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,14 +94,11 @@ def load_state(config: dict) -> dict | None:
 def save_state(state: dict, metrics: dict, config: dict, rank: int) -> None:
     """Checkpoint ``state`` and report ``metrics`` (every rank must call it, every epoch).
 
-    Rank 0 also logs the epoch's metrics: a line per epoch, which a batch log keeps.
+    Without Ray, a line per epoch is logged here (under Ray the driver logs it:
+    :func:`_log_epochs`).
     """
-    if rank == 0:
-        shown = ", ".join(
-            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
-        )
-        logging.getLogger(__name__).info("epoch: %s", shown)
     if not config.get("ray"):
+        logging.getLogger(__name__).info("epoch %s", _shown(metrics))
         if config.get("checkpoint_dir"):
             modelio.save_tree(Path(config["checkpoint_dir"]) / STATE_FILE, state)
         return
@@ -112,6 +111,39 @@ def save_state(state: dict, metrics: dict, config: dict, rank: int) -> None:
     with tempfile.TemporaryDirectory() as d:
         modelio.save_tree(Path(d) / STATE_FILE, state)
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+
+
+def _shown(metrics: dict) -> str:
+    return ", ".join(
+        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+    )
+
+
+#: Seconds between the driver's looks for new checkpoints (:func:`_log_epochs`).
+EPOCH_POLL = 2.0
+
+
+def _log_epochs(run_dir: Path, stop: threading.Event) -> None:
+    """Log a line per new checkpoint of a Ray run, from the driver, until ``stop``.
+
+    The workers' own logs stay in Ray's log files (``log_to_driver=False`` keeps
+    their start-up noise out of the user's terminal), so the driver reads each
+    epoch's metrics from the checkpoint's card as it appears: a line per epoch
+    in a batch log, what a progress bar is on a terminal.
+    """
+    log = logging.getLogger(__name__)
+    seen = {p.parent.name for p in run_dir.glob(f"checkpoint_*/{STATE_FILE}")}
+    while not stop.wait(EPOCH_POLL):
+        for card in sorted(run_dir.glob(f"checkpoint_*/{STATE_FILE}")):
+            if card.parent.name in seen:
+                continue
+            try:
+                tree = json.loads(card.read_text())["tree"]
+            except (OSError, ValueError, KeyError):
+                continue  # still being written: the next poll reads it
+            seen.add(card.parent.name)
+            history = tree.get("history") or [{}]
+            log.info("epoch %s", _shown(history[-1]) if history[-1] else tree.get("epoch"))
 
 
 def _refuse_pickled_checkpoints(run_dir: Path) -> None:
@@ -183,10 +215,14 @@ def fit(
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
+    stop = threading.Event()
+    watcher = threading.Thread(target=_log_epochs, args=(run_dir, stop), daemon=True)
+    watcher.start()
     try:
         result = trainer.fit()
         with result.checkpoint.as_directory() as d:
             return modelio.load_tree(Path(d) / STATE_FILE)
     finally:
+        stop.set()
         if started:  # a Ray we started holds memory the later stages of a job need
             ray_.shutdown()

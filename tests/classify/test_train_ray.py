@@ -30,9 +30,26 @@ def test_shards_partition_the_rows(toy_mocks):
     assert sorted(np.concatenate([s.object_id for s in many])) == sorted(whole.object_id)
 
 
-def test_two_worker_cpu_run(ray_session, toy_mocks, tmp_path):
+def test_two_worker_cpu_run(ray_session, toy_mocks, tmp_path, monkeypatch):
+    import logging
+
+    from jpasbatch import raytrain
+
+    # the driver logs each epoch as its checkpoint appears
+    monkeypatch.setattr(raytrain, "EPOCH_POLL", 0.05)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("jpasbatch.raytrain")
+    logger.addHandler(handler)
+    monkeypatch.setattr(logger, "level", logging.INFO)
     spec = TrainSpec(train=[toy_mocks], out=tmp_path, name="two", workers=2, epochs=3, **ARCH)
-    clf = Classifier.load(train(spec))
+    try:
+        clf = Classifier.load(train(spec))
+    finally:
+        logger.removeHandler(handler)
+    lines = [r.getMessage() for r in records if r.getMessage().startswith("epoch")]
+    assert lines and all("val_weighted_f1" in line for line in lines)
     history = pd.read_csv(tmp_path / "two" / "history.csv")
     assert list(history["workers"]) == [2, 2, 2] and list(history["epoch"]) == [1, 2, 3]
     assert clf.meta["best_val_weighted_f1"] > 0.8
