@@ -2,17 +2,18 @@
 
 Each stage is the library function its command calls, with its inputs wired
 from earlier stages (see :mod:`jpasbatch.job`). Before a stage runs, its
-*fingerprint* is computed: a hash of its parameters and of its inputs, which
-are either earlier stages' fingerprints or, for files from outside the job,
-their SHA-256 checksums. ``WORKDIR/job_state.json`` records the fingerprint of
-every finished stage; a stage whose fingerprint is unchanged and whose outputs
-exist is skipped. Changing a parameter reruns that stage and, through the
-fingerprints, everything downstream of it. ``start`` forces a stage and those
-after it to run; ``dry_run`` prints the plan and runs nothing.
+*fingerprint* is computed: a hash of its parameters, of the package code and of
+its inputs, which are either earlier stages' fingerprints or, for files from
+outside the job, their SHA-256 checksums. ``WORKDIR/job_state.json`` records
+the fingerprint of every finished stage; a stage whose fingerprint is unchanged
+and whose outputs exist is skipped. Changing a parameter reruns that stage and,
+through the fingerprints, everything downstream of it. ``start`` forces a stage
+and those after it to run; ``dry_run`` prints the plan and runs nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -124,13 +125,30 @@ def plan(job: JobSpec, *, start: str | None = None, state: dict | None = None) -
             action, reason = "run", f"--from {start}"
         elif done.get("fingerprint") != fp:
             action = "run"
-            reason = "never run" if not done else "inputs or parameters changed"
+            reason = "never run" if not done else "inputs, parameters or code changed"
         elif not all(Path(p).exists() for p in outputs.values()):
             action, reason = "run", "outputs missing"
         else:
             action, reason = "skip", f"unchanged since {done.get('finished', '?')}"
         plans.append(StagePlan(stage, action, reason, fp, outputs))
     return plans
+
+
+@functools.cache
+def code_hash() -> str:
+    """SHA-256 of the package's source (every ``jpasbatch/**/*.py``, by relative path).
+
+    Part of every stage's fingerprint: an output is reused only when the same code
+    made it, so a changed kernel reruns the stages it may have changed (and, through
+    the chained fingerprints, those downstream). Data files are covered by the
+    models' and inputs' own checksums.
+    """
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def _fingerprint(
@@ -159,6 +177,7 @@ def _fingerprint(
             external.append(job.infer.foundation)
     blob = {
         "stage": stage,
+        "code": code_hash(),
         "parameters": section.model_dump(mode="json"),
         "upstream": {s: prints[s] for s in upstream if s in prints},
         "external": {str(p): _checksum(p, known, checksums) for p in external},

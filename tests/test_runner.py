@@ -98,6 +98,17 @@ def test_job_on_engines_started_by_address(tmp_path, dask_processes, ray_head, b
     edited = job.model_copy(update={"train": job.train.model_copy(update={"epochs": 3})})
     assert [p.action for p in plan(edited)] == ["skip"] * 3 + ["run"] * 3
     assert [p.action for p in plan(job, start="mocks")] == ["skip"] * 2 + ["run"] * 4
+    # other code: nothing made by the old code is reused
+    from jpasbatch import runner
+
+    real = runner.code_hash
+    runner.code_hash = lambda: "another version"
+    try:
+        changed = plan(job)
+    finally:
+        runner.code_hash = real
+    assert [p.action for p in changed] == ["run"] * 6
+    assert changed[0].reason == "inputs, parameters or code changed"
     # --dry-run prints the plan and runs nothing
     res = subprocess.run([bin_dir / "jpasbatch", "run", spec, "--from", "infer", "--dry-run"],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
