@@ -98,7 +98,7 @@ def save_state(state: dict, metrics: dict, config: dict, rank: int) -> None:
     :func:`_log_epochs`).
     """
     if not config.get("ray"):
-        logging.getLogger(__name__).info("epoch %s", _shown(metrics))
+        logging.getLogger(__name__).info("%s", _shown(metrics))
         if config.get("checkpoint_dir"):
             modelio.save_tree(Path(config["checkpoint_dir"]) / STATE_FILE, state)
         return
@@ -143,7 +143,7 @@ def _log_epochs(run_dir: Path, stop: threading.Event) -> None:
                 continue  # still being written: the next poll reads it
             seen.add(card.parent.name)
             history = tree.get("history") or [{}]
-            log.info("epoch %s", _shown(history[-1]) if history[-1] else tree.get("epoch"))
+            log.info("%s", _shown(history[-1]) if history[-1] else f"epoch {tree.get('epoch')}")
 
 
 def _refuse_pickled_checkpoints(run_dir: Path) -> None:
