@@ -97,10 +97,10 @@ class MocksConfig(BaseModel):
         stop short of the bluest or reddest J-PAS bands
         (:func:`jpasbatch.mocks.augment.drop_bands`).
     zero_point_mag, psf_scatter_mag
-        Domain randomisation of the photometry, per object and band: a Gaussian
-        zero-point offset of this r.m.s. (mag) for every object, and a PSF/aperture
-        offset for extended objects (galaxies) - real J-PAS bands are observed on
-        different nights under different seeing.
+        With ``families``: domain randomisation of the photometry, per object and
+        band: a Gaussian zero-point offset of this r.m.s. (mag) for every object,
+        and a PSF/aperture offset for extended objects (galaxies) - real J-PAS
+        bands are observed on different nights under different seeing.
     """
 
     model_config = ConfigDict(extra="forbid")
