@@ -55,7 +55,8 @@ CLASSES = ("STAR", "GALAXY", "QSO")
 #: Scatter of PCA coefficients relative to the first component's norm (as the emulator's).
 PCA_SCATTER = 0.15
 EBV_MEAN = {"STAR": 0.04, "GALAXY": 0.1, "QSO": 0.05}
-LINE_SCATTER_DEX = 0.5 / np.log(10)  # galaxies: lines x LogNormal(0, 0.5)
+#: Galaxies' emission lines are scaled by LogNormal(0, LINE_SIGMA).
+LINE_SIGMA = 0.5
 BAL_FRACTION, BAL_Z_MIN = 0.10, 1.6
 CV_FRACTION = 0.03
 _CHUNK = 2000
@@ -205,8 +206,8 @@ def _gal_kcorrect(pop, rng):
     sub = pop["SUBTYPE"].to_numpy()
     k = basis.shape[0]
     coeff = np.stack([rng.dirichlet(kcorrect_alpha(s, k)) for s in sub])
-    # the continuum of a mixture as the mixture of continua (a percentile filter per
-    # object would cost 4 ms each; the two differ only where templates' lines overlap)
+    # the continuum of a mixture as the mixture of continua (a running median per
+    # object would cost ms each; the two differ only where templates' lines overlap)
     return coeff @ basis, np.full(len(pop), -1), coeff @ cont
 
 
@@ -313,7 +314,7 @@ def rest_spectra(
     if fam.cls == "STAR":
         return effects.redden(spec, effects.ccm89(GRID), fx.ebv), tmpl, fx
     if fam.cls == "GALAXY":
-        fx.line_factor = np.exp(rng.normal(0, 0.5, n))
+        fx.line_factor = np.exp(rng.normal(0, LINE_SIGMA, n))
         spec = effects.scale_lines(spec, cont[0], fx.line_factor)
         return effects.redden(spec, effects.calzetti00(GRID), fx.ebv), tmpl, fx
     z = pop["Z"].to_numpy(float)
