@@ -155,12 +155,14 @@ def _composites() -> np.ndarray:
 # --------------------------------------------------------------------------- families
 @dataclass(frozen=True)
 class Family:
-    """One spectral family: the class it makes and a rest-frame spectrum builder."""
+    """One spectral family: the class it makes, a rest-frame spectrum builder, and
+    where its templates come from (source and licence)."""
 
     name: str
     cls: str
     build: Callable[[pd.DataFrame, np.random.Generator], tuple[np.ndarray, ...]]
     description: str
+    provenance: str
 
 
 def _pca_coefficients(basis: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -246,18 +248,23 @@ def _qso_composite(pop, rng):
     return comps[tmpl] * modulation * slope, tmpl
 
 
+_REDROCK = "DESI redrock-templates, BSD-3-Clause (jpasbatch/data/templates/redrock)"
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("star_pickles", "STAR", _star_pickles, "Pickles (1998) stellar library"),
-        Family("star_redrock", "STAR", _star_redrock, "redrock stellar archetypes, WDs, CVs"),
-        Family("gal_kcorrect", "GALAXY", _gal_kcorrect, "kcorrect template mixtures"),
-        Family("gal_redrock", "GALAXY", _gal_redrock, "redrock galaxy archetypes"),
-        Family("qso_sdss_pca", "QSO", _qso_sdss_pca, "SDSS QSO eigenspectra"),
-        Family("qso_redrock", "QSO", _qso_redrock, "redrock QSO-LOZ/HIZ eigenspectra"),
-        Family("qso_composite", "QSO", _qso_composite, "observed composites, modulated"),
+        Family("star_pickles", "STAR", _star_pickles, "Pickles (1998) stellar library",
+               "Pickles 1998 via speXtra, MIT (jpasbatch/data/templates/pickles)"),
+        Family("star_redrock", "STAR", _star_redrock, "redrock stellar archetypes, WDs, CVs",
+               _REDROCK),
+        Family("gal_kcorrect", "GALAXY", _gal_kcorrect, "kcorrect template mixtures",
+               "Blanton & Roweis 2007, the kcorrect package's data, BSD-3-Clause"),
+        Family("gal_redrock", "GALAXY", _gal_redrock, "redrock galaxy archetypes", _REDROCK),
+        Family("qso_sdss_pca", "QSO", _qso_sdss_pca, "SDSS QSO eigenspectra", _REDROCK),
+        Family("qso_redrock", "QSO", _qso_redrock, "redrock QSO-LOZ/HIZ eigenspectra", _REDROCK),
+        Family("qso_composite", "QSO", _qso_composite, "observed composites, modulated",
+               "Selsing+16 et al., cite the papers (jpasbatch/data/templates/qso_composites)"),
     )
-}
+}  # fmt: skip
 
 
 def class_of(cls: np.ndarray) -> np.ndarray:

@@ -115,3 +115,12 @@ def test_family_lists_are_checked():
         sf.check_families(["star_pickles", "nope"])
     with pytest.raises(ValueError, match="QSO"):
         sf.check_families(["star_pickles", "gal_kcorrect"])
+
+
+def test_every_family_says_where_its_templates_come_from():
+    for fam in sf.FAMILIES.values():
+        assert (
+            "licen" in fam.provenance.lower()
+            or "cite" in fam.provenance.lower()
+            or any(lic in fam.provenance for lic in ("MIT", "BSD"))
+        ), fam.name
