@@ -15,6 +15,9 @@ import warnings
 
 #: Loggers of the engines whose start-up messages are hidden unless -v.
 ENGINE_LOGGERS = ("distributed", "dask", "ray", "hats", "hats_import", "lsdb", "tornado")
+#: The level the engines log at, once :func:`setup` has run (None: their own default).
+#: Ray sets its logger's level when it starts, so ``ray.init`` is given this one.
+engine_level: int | None = None
 
 
 def setup(verbosity: int = 0) -> None:
@@ -34,8 +37,10 @@ def setup(verbosity: int = 0) -> None:
     package.handlers[:] = [handler]
     package.setLevel(level)
     package.propagate = False
+    global engine_level
+    engine_level = logging.INFO if verbosity > 0 else logging.ERROR
     for name in ENGINE_LOGGERS:
-        logging.getLogger(name).setLevel(logging.INFO if verbosity > 0 else logging.ERROR)
+        logging.getLogger(name).setLevel(engine_level)
     if verbosity <= 0:
         # distributed warns through `warnings` when :8787 is taken and it picks another port
         warnings.filterwarnings(

@@ -202,7 +202,10 @@ def fit(
     if started:
         # no address: a new local Ray, never whatever `ray start` last left on this
         # machine (a stale address there would hang the run)
-        ray_.init(address=ray_address or "local", log_to_driver=False)
+        from jpasbatch import logs
+
+        quiet = {} if logs.engine_level is None else {"logging_level": logs.engine_level}
+        ray_.init(address=ray_address or "local", log_to_driver=False, **quiet)
     trainer = TorchTrainer(
         loop,
         train_loop_config=config | {"ray": True},

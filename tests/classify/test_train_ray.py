@@ -114,3 +114,13 @@ def test_a_killed_worker_is_retried_from_the_checkpoint(ray_session, toy_mocks, 
     # the retry resumed from a checkpoint: every epoch appears once, in order
     assert list(history["epoch"]) == list(range(1, len(history) + 1))
     assert len(history) == 25
+
+
+def test_the_command_keeps_ray_start_up_quiet_and_logs_epochs(toy_mocks, tmp_path, bin_dir):
+    # Ray resets its logger when it starts: without -v its start-up warnings stay out
+    cmd = [bin_dir / "jpasbatch", "train", toy_mocks, "--out", tmp_path, "--name", "quiet",
+           "--workers", "1", "--epochs", "2", "--members", "2"]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "WARNING" not in res.stderr and "Token authentication" not in res.stderr
+    assert "model:" in res.stdout
