@@ -128,17 +128,14 @@ def _without(mocks: Path, family: str, out: Path) -> Path:
     path = out / f"without_{family}.parquet"
     if not path.exists():
         out.mkdir(parents=True, exist_ok=True)
-        full = ds.dataset(mocks, format="parquet").to_table(filter=pc.field("SPLIT") == "train")
-        keep = (pc.field("FAMILY") != family) & (pc.field("SPLIT") != "test")
-        table = ds.dataset(mocks, format="parquet").to_table(filter=keep)
-        weight = table["WEIGHT"].to_numpy().copy()
-        cls = class_of(table["CLASS"].to_numpy(zero_copy_only=False))
-        train = table["SPLIT"].to_numpy(zero_copy_only=False) == "train"
-        full_w = (
-            pd.Series(full["WEIGHT"].to_numpy())
-            .groupby(class_of(full["CLASS"].to_numpy(zero_copy_only=False)))
-            .sum()
-        )
+        rows = ds.dataset(mocks, format="parquet").to_table(filter=pc.field("SPLIT") != "test")
+        cls = class_of(rows["CLASS"].to_numpy(zero_copy_only=False))
+        train = rows["SPLIT"].to_numpy(zero_copy_only=False) == "train"
+        weight = rows["WEIGHT"].to_numpy().copy()
+        full_w = pd.Series(weight[train]).groupby(cls[train]).sum()
+        keep = rows["FAMILY"].to_numpy(zero_copy_only=False) != family
+        table = rows.filter(pa.array(keep))
+        cls, train, weight = cls[keep], train[keep], weight[keep]
         for c in np.unique(cls[train]):
             sel = train & (cls == c)
             weight[sel] *= full_w[c] / weight[sel].sum()
