@@ -212,25 +212,30 @@ def _run_transfer(args: argparse.Namespace) -> int:
 def add_publish(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "publish-model",
-        help="make a trained committee the package's default classifier",
+        help="make a trained committee or foundation model the package's default",
         description="Copy RUN's model (model.safetensors + model.json) and its real-sky "
-        "record (real_sky.json, from `jpasbatch real-check --record`) into the package's "
-        "models folder with CARD.json (the job that trained it, its data, the "
+        "record (real_sky.json, from `jpasbatch real-check --record`) into the "
+        "package's models folder with CARD.json (the job that trained it, its data, the "
         "leave-one-family-out and real-sky figures) and SHA256SUMS. `jpasbatch infer` "
-        "without --model then uses it.",
+        "without --model / --foundation then uses it.",
     )
     p.add_argument("run", type=Path, help="training run folder")
+    p.add_argument("--kind", choices=["classifier", "foundation"], default="classifier",
+                   help="what RUN trained")  # fmt: skip
     p.add_argument("--job", type=Path, required=True, help="the job file that trained it")
     p.add_argument("--real-check", type=Path, required=True, help="its real_check.json")
     p.add_argument("--transfer", type=Path, help="transfer.json of the family study")
     p.add_argument("--dest", type=Path, help="destination (default: the package's)")
+    p.add_argument("--note", help="how the run departed from the job file, if it did")
     p.set_defaults(func=_run_publish)
 
 
 def _run_publish(args: argparse.Namespace) -> int:
     from jpasbatch import defaults
 
-    card = defaults.build_card(args.run, args.job, args.transfer, args.real_check)
-    dest = args.dest or defaults.models_dir() / defaults.CLASSIFIER
+    card = defaults.build_card(args.run, args.job, args.transfer, args.real_check, args.kind)
+    if args.note:
+        card["note"] = args.note
+    dest = args.dest or defaults.models_dir() / args.kind
     print(f"published: {defaults.publish(args.run, dest, card)}")
     return 0

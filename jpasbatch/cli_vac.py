@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from jpasbatch.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def add_infer(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +26,7 @@ def add_infer(sub: argparse._SubParsersAction) -> None:
         "OUT/vac_summary.json, and the QSO target list in OUT/targets/. Every VAC carries "
         "the template fit of the redrock templates (the physics baseline): CLASS_TEMPLATE, "
         "Z_TEMPLATE(_ERR), CHI2_STAR/GALAXY/QSO and p(z) (PZ_TEMPLATE, grid in the Zarr "
-        "attribute PZ_TEMPLATE_Z); Z_PHOT is the template one without --foundation. "
+        "attribute PZ_TEMPLATE_Z); Z_PHOT is the source --z-from names. "
         "Rows in = VAC rows "
         "+ rejected rows is checked at the end. An interrupted run continues with --resume.",
     )
@@ -52,7 +55,21 @@ def add_infer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--catalog", "--catalogue", dest="catalogue", type=Path, required=True,
                    help="ingested catalogue folder, or a Parquet file / folder")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("vac"), help="VAC folder")
-    p.add_argument("--foundation", type=Path, help="foundation model (photo-z, embeddings)")
+    p.add_argument(
+        "--foundation",
+        help="foundation model (photo-z, class, physical parameters, embeddings); 'none' to "
+        "skip it (default: the one shipped with jpasbatch, see jpasbatch/data/models)",
+    )
+    p.add_argument(
+        "--z-from",
+        dest="z_source",
+        choices=["auto", "template", "foundation", "none"],
+        default="auto",
+        help="where Z_PHOT comes from (the other stays in Z_TEMPLATE / Z_PHOT_OJALA); "
+        "'auto' (default): the foundation model's if its real_sky.json (jpasbatch "
+        "real-check --record) shows it beats the template fit on real QSOs and galaxies, "
+        "else the template fit's",
+    )
     p.add_argument("--resume", action="store_true", help="keep finished partitions in --out")
     p.add_argument(
         "--batch-size", type=int, default=65536, help="rows per forward pass of the classifier"
@@ -82,8 +99,8 @@ def _run_infer(args: argparse.Namespace) -> int:
 
     spec = InferSpec(
         catalogue=args.catalogue,
-        model=_classifier(args.model),
-        foundation=args.foundation,
+        model=_shipped_or(args.model, "classifier"),
+        foundation=_shipped_or(args.foundation, "foundation"),
         out=args.out,
         resume=args.resume,
         batch_size=args.batch_size,
@@ -94,6 +111,7 @@ def _run_infer(args: argparse.Namespace) -> int:
         dask_address=args.dask_address,
         templates=args.templates,
         class_source=args.class_source,
+        z_source=args.z_source,
         keep_columns=None
         if args.keep_columns is None
         else [c.strip() for c in args.keep_columns.split(",") if c.strip()],
@@ -111,12 +129,12 @@ def _run_infer(args: argparse.Namespace) -> int:
     return 0
 
 
-def _classifier(model: str | None) -> Path | None:
-    """``--model``: a path, ``none``, or (not given) the shipped default committee."""
+def _shipped_or(model: str | None, kind: str) -> Path | None:
+    """``--model`` / ``--foundation``: a path, ``none``, or (not given) the shipped default."""
     from jpasbatch import defaults
 
     if model is None:
-        return defaults.default_model(defaults.CLASSIFIER)
+        return defaults.default_model(kind)
     return None if model.lower() == "none" else Path(model)
 
 
@@ -164,8 +182,8 @@ def add_real_check(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--record",
         action="store_true",
-        help="write the classifier's figures beside it (real_sky.json), which "
-        "`jpasbatch infer --class-from auto` reads",
+        help="write each model's figures beside it (real_sky.json), which "
+        "`jpasbatch infer --class-from auto` (classifier) and --z-from auto (foundation) read",
     )
     p.add_argument("--workers", type=int, help="local Dask workers")
     p.set_defaults(func=_run_real_check)
@@ -173,16 +191,27 @@ def add_real_check(sub: argparse._SubParsersAction) -> None:
 
 def _run_real_check(args: argparse.Namespace) -> int:
     from jpasbatch.distributed import dask_client
-    from jpasbatch.realcheck import real_check, record
+    from jpasbatch.realcheck import real_check, record, record_path
 
+    given = {"classifier": args.model, "foundation": args.foundation}
+    recorded = {}
+    for kind, model in given.items():
+        if not args.record or model is None:
+            continue
+        try:
+            record_path(model, kind)  # checked before the run, not after it
+            recorded[kind] = model
+        except InputError as exc:
+            log.warning(f"--record: {kind} not recorded: {exc}")
+    if args.record and not recorded:
+        raise InputError("--record writes the figures of a model being judged: give a "
+                         "training run's --model / --foundation")  # fmt: skip
     with dask_client(n_workers=args.workers) as client:
         figures = real_check(
             args.root, args.out, model=args.model, foundation=args.foundation,
             seed=args.seed, client=client,
         )  # fmt: skip
     print((args.out / "report.md").read_text())
-    if args.record:
-        if args.model is None:
-            raise InputError("--record writes the classifier's figures: give --model")
-        print(f"recorded: {record(figures, args.model)}")
+    for kind, model in recorded.items():
+        print(f"recorded: {record(figures, model, kind)}")
     return 0

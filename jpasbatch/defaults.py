@@ -3,9 +3,10 @@
 ``jpasbatch/data/models/<name>/`` holds a trained model's files exactly as
 training wrote them (``model.safetensors`` + ``model.json``: loaded without
 pickle, the card's SHA-256 checked on every load), its real-sky record
-(``real_sky.json``, which ``infer --class-from auto`` reads), ``CARD.json`` (the
-recipe that made it, the data, the leave-one-family-out and real-sky figures)
-and ``SHA256SUMS`` over all of them.
+(``real_sky.json``, which ``infer --class-from auto`` / ``--z-from auto`` read),
+``CARD.json`` (the recipe that made it, the data, the leave-one-family-out and
+real-sky figures) and ``SHA256SUMS`` over all of them. Two are shipped: the
+classifier committee (``classifier``) and the foundation model (``foundation``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,17 @@ from jpasbatch.errors import InputError
 
 #: The default classifier committee.
 CLASSIFIER = "classifier"
-#: The files of a published model, in ``SHA256SUMS`` order.
+#: The default foundation model (photo-z, embeddings).
+FOUNDATION = "foundation"
+#: The files of a published model, in ``SHA256SUMS`` order (all but the card from the run).
 FILES = ("model.safetensors", "model.json", "real_sky.json", "CARD.json")
+#: What each kind is, for its card.
+WHAT = {
+    CLASSIFIER: "ANN committee (miniJPAS QSO III recipe) trained on mocks of every spectral "
+    "family, randomised; classes STAR, GALAXY, QSO_LOW, QSO_HIGH",
+    FOUNDATION: "OJALA-style masked-token transformer (small) trained on mocks of every "
+    "spectral family, randomised; photo-z, class, physical parameters, embeddings",
+}
 
 
 def models_dir() -> Path:
@@ -41,7 +51,8 @@ def default_model(name: str = CLASSIFIER) -> Path:
     folder = models_dir() / name
     if not (folder / "SHA256SUMS").is_file():
         raise InputError(
-            "no default model here: publish one (jobs/train_default.yaml) or give --model",
+            "no default model here: publish one (jobs/train_default.yaml, "
+            "jobs/train_foundation_default.yaml) or give the model",
             path=folder,
         )
     verify(folder)
@@ -69,10 +80,10 @@ def publish(run: Path, dest: Path, card: dict) -> Path:
     Parameters
     ----------
     run
-        A ``jpasbatch train`` run folder with ``model.json``, ``model.safetensors``
-        and ``real_sky.json`` (``jpasbatch real-check --record``).
+        A ``jpasbatch train`` or ``foundation-train`` run folder with ``model.json``,
+        ``model.safetensors`` and ``real_sky.json`` (``jpasbatch real-check --record``).
     dest
-        The published folder (``jpasbatch/data/models/classifier``).
+        The published folder (``jpasbatch/data/models/<kind>``).
     card
         Recipe, data and figures to record beside the model.
     """
@@ -90,7 +101,9 @@ def publish(run: Path, dest: Path, card: dict) -> Path:
     return dest
 
 
-def build_card(run: Path, job: Path, transfer: Path | None, real_check: Path) -> dict:
+def build_card(
+    run: Path, job: Path, transfer: Path | None, real_check: Path, kind: str = CLASSIFIER
+) -> dict:
     """The published card: recipe, training data, and the figures that judge the model.
 
     Parameters
@@ -104,6 +117,8 @@ def build_card(run: Path, job: Path, transfer: Path | None, real_check: Path) ->
         ``transfer.json`` of ``jpasbatch transfer`` (the leave-one-family-out study).
     real_check
         ``real_check.json`` of ``jpasbatch real-check`` with this model.
+    kind
+        ``classifier`` or ``foundation`` (its training figures and real-sky method).
     """
     model = json.loads((run / "model.json").read_text())
     meta = model.get("meta", model)
@@ -115,20 +130,22 @@ def build_card(run: Path, job: Path, transfer: Path | None, real_check: Path) ->
             data[str(path.name)] = json.loads(props.read_text()).get("provenance", {})
     checks = json.loads(Path(real_check).read_text())
     sets = checks.get("sets", {})
+    given = "--model" if kind == CLASSIFIER else "--foundation"
+    training = ("best_epoch", "best_val_weighted_f1", "best_val_loss", "parameters", "last_epoch")
     card = {
-        "name": CLASSIFIER,
-        "what": "ANN committee (miniJPAS QSO III recipe) trained on mocks of every "
-        "spectral family, randomised; classes STAR, GALAXY, QSO_LOW, QSO_HIGH",
+        "name": kind,
+        "what": WHAT[kind],
         "recipe": {
             "job": str(job),
             "job_text": Path(job).read_text(),
             "commands": [
                 f"jpasbatch run {job}",
-                f"jpasbatch real-check ../shared/data/real_spectra --model {run} --record",
-                f"jpasbatch publish-model {run} --job {job} --real-check <real_check.json>",
+                f"jpasbatch real-check ../shared/data/real_spectra {given} {run} --record",
+                f"jpasbatch publish-model {run} --kind {kind} --job {job} "
+                "--real-check <real_check.json>",
             ],
         },
-        "training": {k: meta.get(k) for k in ("spec", "best_epoch", "best_val_weighted_f1")},
+        "training": {k: meta.get(k) for k in ("spec", *training) if k in meta},
         "data": data,
         "real_sky": {
             "all": checks.get("all"),

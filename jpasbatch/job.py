@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from jpasbatch.catalog.cuts import QualityCuts
 from jpasbatch.classify.train import TrainSpec
 from jpasbatch.errors import InputError
+from jpasbatch.foundation.train import FoundationSpec
 from jpasbatch.jobspecs import STAGES
 from jpasbatch.mocks.pipeline import MocksConfig
 from jpasbatch.sim.emulator import SimulateConfig
@@ -85,6 +86,20 @@ class MocksStage(MocksConfig):
     report: bool = False
 
 
+#: Training fields a job sets from its workdir and ``resources.ray``.
+JOB_OWNED = {"out", "workers", "use_gpu", "max_failures", "ray_address"}
+
+
+def _refuse_job_owned(section: BaseModel, name: str) -> None:
+    # these come from the job (workdir, resources.ray): set here they would be ignored
+    owned = JOB_OWNED & section.model_fields_set
+    if owned:
+        raise ValueError(
+            f"{', '.join(sorted(owned))}: set by the job (workdir / resources.ray), "
+            f"not in the {name} section"
+        )
+
+
 class TrainStage(TrainSpec):
     """``jpasbatch train``; ``train`` defaults to the mocks, ``out`` / ``name`` to the job's.
 
@@ -97,13 +112,23 @@ class TrainStage(TrainSpec):
 
     @model_validator(mode="after")
     def _job_owned_fields(self) -> TrainStage:
-        # these come from the job (workdir, resources.ray): set here they would be ignored
-        owned = {"out", "workers", "use_gpu", "max_failures", "ray_address"} & self.model_fields_set
-        if owned:
-            raise ValueError(
-                f"{', '.join(sorted(owned))}: set by the job (workdir / resources.ray), "
-                "not in the train section"
-            )
+        _refuse_job_owned(self, "train")
+        return self
+
+
+class FoundationStage(FoundationSpec):
+    """``jpasbatch foundation-train``; ``train`` defaults to the mocks (``mocks.extras``
+    gives it the DECam / WISE / label columns), ``out`` to the job's ``runs/``.
+
+    The Ray fields come from ``resources.ray``; ``ray: false`` trains in the
+    runner's process (one machine, no Ray start-up).
+    """
+
+    train: list[Path] | None = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _job_owned_fields(self) -> FoundationStage:
+        _refuse_job_owned(self, "foundation")
         return self
 
 
@@ -118,12 +143,15 @@ class InferStage(_Strict):
 
     catalogue: Path | None = None
     model: Path | None = None
-    foundation: Path | None = None
+    foundation: Path | None = Field(
+        None, description="foundation model (default: the job's foundation stage's, if any)"
+    )
     batch_size: int = Field(65536, ge=1)
     rows_per_partition: int = Field(200_000, ge=1)
     dtype: Literal["float32", "bfloat16"] = "float32"
     templates: Literal["full", "coarse", "none"] = "full"
     class_source: Literal["auto", "classifier", "template", "combined"] = "auto"
+    z_source: Literal["auto", "template", "foundation", "none"] = "auto"
     targets: TargetsSection = TargetsSection()
 
 
@@ -154,6 +182,7 @@ class JobSpec(_Strict):
     ingest: IngestStage | None = None
     mocks: MocksStage | None = None
     train: TrainStage | None = None
+    foundation: FoundationStage | None = None
     infer: InferStage | None = None
     evaluate: EvaluateStage | None = None
 

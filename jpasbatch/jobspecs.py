@@ -19,7 +19,7 @@ from jpasbatch.errors import InputError
 M = TypeVar("M", bound=BaseModel)
 
 #: The pipeline's stages, in order (the sections of a job spec).
-STAGES = ("simulate", "ingest", "mocks", "train", "infer", "evaluate")
+STAGES = ("simulate", "ingest", "mocks", "train", "foundation", "infer", "evaluate")
 
 
 def job_specs() -> dict[str, type[BaseModel]]:

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from jpasbatch.catalog.schemas import CLASSES
 from jpasbatch.classify.metrics import confusion_matrix, f1_scores
+from jpasbatch.errors import InputError
 from jpasbatch.foundation.evaluate import photoz_stats
 from jpasbatch.photometry import SyntheticPhotometry
 from jpasbatch.realsets import band_coverage, discover, match_labels
@@ -37,7 +38,7 @@ METHODS = {
     "template": ("CLASS_TEMPLATE", "Z_TEMPLATE"),
     "classifier": ("CLASS_ANN", None),
     "combined": ("CLASS_COMBINED", "Z_TEMPLATE"),
-    "foundation": (None, "Z_PHOT"),
+    "foundation": ("CLASS_OJALA", "Z_PHOT_OJALA"),
 }
 
 
@@ -126,6 +127,10 @@ def real_check(
                 vac[[f"P_{c}" for c in CLASSES]].to_numpy(float),
                 vac[[f"P_TEMPLATE_{c}" for c in CLASSES]].to_numpy(float),
             )
+        if foundation is not None:  # the foundation model's most probable class
+            p_fm = vac[[f"P_{c}_OJALA" for c in CLASSES]].to_numpy(float)
+            best = np.asarray(CLASSES, dtype=object)[np.argmax(np.nan_to_num(p_fm, nan=-1), 1)]
+            vac["CLASS_OJALA"] = np.where(np.isfinite(p_fm).all(1), best, None)
         matched = match_labels(vac, rs.labels).assign(SET=rs.name)
         matched_all.append(matched)
         written = set(table["SOURCE"].to_pylist())
@@ -163,19 +168,33 @@ def real_check(
     return figures
 
 
-def record(figures: dict, model: str | Path) -> Path:
-    """Write the classifier's real-sky figures beside it (``real_sky.json``)."""
+#: The methods each kind of model's ``real_sky.json`` records: those ``infer``'s
+#: ``auto`` sources choose among.
+RECORDED = {
+    "classifier": ("template", "classifier", "combined"),
+    "foundation": ("template", "foundation"),
+}
+
+
+def record_path(model: str | Path, kind: str = "classifier") -> Path:
+    """Where :func:`record` writes ``model``'s figures; refuses a published model."""
     from jpasbatch.classify.evaluate import model_file
+    from jpasbatch.modelio import model_paths
     from jpasbatch.vac.infer import REAL_SKY
 
+    card = model_file(model) if kind == "classifier" else model_paths(model)[1]
+    if (card.parent / "SHA256SUMS").exists():
+        # a published model's files are fixed by its checksums: record the run, then publish
+        raise InputError("a published model is not rewritten: record its run folder", path=card)
+    return card.parent / REAL_SKY
+
+
+def record(figures: dict, model: str | Path, kind: str = "classifier") -> Path:
+    """Write a model's real-sky figures beside it (``real_sky.json``), which ``jpasbatch
+    infer --class-from auto`` (classifier) and ``--z-from auto`` (foundation) read."""
     overall = figures["all"]["all"]
-    path = model_file(model).parent / REAL_SKY
-    path.write_text(
-        json.dumps(
-            {m: overall[m] for m in ("template", "classifier", "combined") if m in overall},
-            indent=1,
-        )
-    )
+    path = record_path(model, kind)
+    path.write_text(json.dumps({m: overall[m] for m in RECORDED[kind] if m in overall}, indent=1))
     return path
 
 

@@ -1,4 +1,4 @@
-"""The job runner: simulate -> ingest -> mocks -> train -> infer -> evaluate.
+"""The job runner: simulate -> ingest -> mocks -> train -> foundation -> infer -> evaluate.
 
 Each stage is the library function its command calls, with its inputs wired
 from earlier stages (see :mod:`jpasbatch.job`). Before a stage runs, its
@@ -70,6 +70,19 @@ class Paths:
         return self.runs / train.name / ("forest.json" if train.model == "forest" else "model.json")
 
     @property
+    def trained_foundation(self) -> Path:
+        """What the foundation stage writes."""
+        return self.runs / self.job.foundation.name / "model.json"
+
+    @property
+    def foundation(self) -> Path | None:
+        """The foundation model inference uses: ``infer.foundation``, else the job's."""
+        job = self.job
+        if job.infer is not None and job.infer.foundation is not None:
+            return job.infer.foundation
+        return self.trained_foundation if job.foundation is not None else None
+
+    @property
     def model(self) -> Path:
         """The classifier the later stages use: ``infer.model``, else the trained one."""
         job = self.job
@@ -95,6 +108,7 @@ class Paths:
             "ingest": {"catalogue": self.catalogue / "ingest_summary.json"},
             "mocks": {"mocks": self.mocks / "_properties.json"},
             "train": {"model": self.trained_model} if job.train else {},
+            "foundation": {"model": self.trained_foundation} if job.foundation else {},
             "infer": {"vac": self.vac / "vac_summary.json", "targets": self.vac / "targets"},
             "evaluate": {"report": self.report},
         }[stage]
@@ -160,14 +174,15 @@ def _fingerprint(
         "ingest": ["simulate"] if job.ingest and job.ingest.inputs is None else [],
         "mocks": ["ingest", "simulate"],
         "train": ["mocks"] if job.train and job.train.train is None else [],
-        "infer": ["train", "ingest"],
-        "evaluate": ["mocks", "train", "infer", "simulate"],
+        "foundation": ["mocks"] if job.foundation and job.foundation.train is None else [],
+        "infer": ["train", "foundation", "ingest"],
+        "evaluate": ["mocks", "train", "foundation", "infer", "simulate"],
     }[stage]
     external: list[Path] = []
     if stage == "ingest" and job.ingest.inputs is not None:
         external = expand(job.ingest.inputs)
-    if stage == "train" and job.train.train is not None:
-        external = list(job.train.train)
+    if stage in ("train", "foundation") and section.train is not None:
+        external = list(section.train)
     if stage == "infer":
         if job.infer.catalogue is not None:
             external.append(job.infer.catalogue)
@@ -312,15 +327,27 @@ def _mocks(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
         error_model_report(paths.mocks_dir / "report", observed, config, truth=truth)
 
 
+def _ray_fields(job: JobSpec) -> dict:
+    """A training spec's Ray fields, from the job's ``resources.ray``."""
+    ray = job.resources.ray
+    return {"workers": ray.workers, "use_gpu": ray.use_gpu, "max_failures": ray.max_failures,
+            "ray_address": ray.address}  # fmt: skip
+
+
 def _train(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
     from jpasbatch.classify.train import TrainSpec, train
 
-    ray = job.resources.ray
-    fields = job.train.model_dump(exclude={"train", "out"})
-    fields |= {"workers": ray.workers, "use_gpu": ray.use_gpu, "max_failures": ray.max_failures}
-    fields |= {"ray_address": ray.address}
+    fields = job.train.model_dump(exclude={"train", "out"}) | _ray_fields(job)
     spec = TrainSpec(train=job.train.train or [paths.mocks], out=paths.runs, **fields)
     log.info(f"model: {train(spec)}")
+
+
+def _foundation(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
+    from jpasbatch.foundation.train import FoundationSpec, train
+
+    fields = job.foundation.model_dump(exclude={"train", "out"}) | _ray_fields(job)
+    spec = FoundationSpec(train=job.foundation.train or [paths.mocks], out=paths.runs, **fields)
+    log.info(f"foundation model: {train(spec)}")
 
 
 def _infer(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
@@ -331,13 +358,14 @@ def _infer(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
     infer_spec = InferSpec(
         catalogue=paths.infer_catalogue,
         model=paths.model,
-        foundation=spec.foundation,
+        foundation=paths.foundation,
         out=paths.vac,
         batch_size=spec.batch_size,
         rows_per_partition=spec.rows_per_partition,
         dtype=spec.dtype,
         templates=spec.templates,
         class_source=spec.class_source,
+        z_source=spec.z_source,
         gpus=job.resources.gpus,
     )
     summary = infer(infer_spec, client=None if job.resources.gpus else engines.dask,
@@ -360,6 +388,7 @@ _STAGE_FUNCS = {
     "ingest": _ingest,
     "mocks": _mocks,
     "train": _train,
+    "foundation": _foundation,
     "infer": _infer,
     "evaluate": _evaluate,
 }

@@ -36,6 +36,26 @@ def test_shipped_classifier_matches_its_checksums_and_loads():
     assert json.loads((folder / "real_sky.json").read_text())["classifier"]["macro_f1"] > 0
 
 
+def test_shipped_foundation_model_matches_its_checksums_and_predicts():
+    import hashlib
+
+    from jpasbatch.foundation.predict import FoundationPredictor
+
+    folder = defaults.default_model(defaults.FOUNDATION)
+    for line in (folder / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest
+    cat = random_catalogue(100, seed=3)
+    cols, arrays = FoundationPredictor.load(folder).predict(cat)
+    p = np.column_stack([cols[f"P_{c}"] for c in ("STAR", "GALAXY", "QSO_LOW", "QSO_HIGH")])
+    assert np.allclose(p.sum(1), 1.0, atol=1e-4) and (cols["Z_PHOT"] >= 0).all()
+    assert arrays["EMBEDDING"].shape[0] == cat.num_rows
+    card = json.loads((folder / "CARD.json").read_text())
+    assert card["name"] == "foundation" and "foundation:" in card["recipe"]["job_text"]
+    record = json.loads((folder / "real_sky.json").read_text())
+    assert set(record) == {"template", "foundation"} and record["foundation"]["qso_dz015"] >= 0
+
+
 @pytest.fixture
 def run(tmp_path):
     flux, _ = photometry_arrays(random_catalogue(500, seed=1))

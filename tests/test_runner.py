@@ -19,9 +19,12 @@ TINY = {
     "simulate": {"area_deg2": 0.02, "fast": True, "seed": 3},
     "ingest": {"max_rows_per_partition": 400},
     "mocks": {"n_objects": 3000, "qso_boost": 10, "partition_rows": 1500, "embed_epochs": 2,
-              "fast": True},
+              "fast": True, "extras": True},
     "train": {"name": "ann", "members": 2, "hidden": 32, "layers": 2, "epochs": 2,
               "batch_size": 128},
+    "foundation": {"name": "fm", "d_model": 16, "n_heads": 2, "enc_layers": 1, "enc_ffn": 32,
+                   "dec_layers": 1, "dec_ffn": 32, "batch_size": 64, "steps_per_epoch": 4,
+                   "epochs": 1, "max_val_rows": 200, "ray": False},
     "infer": {"targets": {"p_qso": 0.2, "mag_limit": 24}},
     "evaluate": {"protocols": ["natural"]},
 }  # fmt: skip
@@ -90,14 +93,20 @@ def test_job_on_engines_started_by_address(tmp_path, dask_processes, ray_head, b
     history = pd.read_csv(work / "runs" / "ann" / "history.csv")
     assert set(history["workers"]) == {2}
     assert "VAC against the emulator's truth" in (work / "report.html").read_text()
+    # the job's foundation model ran in the VAC; with no real-sky record Z_PHOT stays the fit's
+    vac_meta = json.loads((work / "vac" / "provenance.json").read_text())
+    assert vac_meta["z_phot_source"] == "template", vac_meta
+    assert "foundation" in vac_meta["models"]
+    vac = pd.read_parquet(work / "vac" / "dataset")
+    assert vac["Z_PHOT_OJALA"].notna().all() and (vac["Z_PHOT"] == vac["Z_TEMPLATE"]).all()
 
     # unchanged: nothing to do
     job = load_job(spec)
-    assert [p.action for p in plan(job)] == ["skip"] * 6
-    # a training parameter changed: training and everything downstream of it rerun
+    assert [p.action for p in plan(job)] == ["skip"] * 7
+    # a classifier parameter changed: it and everything downstream rerun, not the foundation
     edited = job.model_copy(update={"train": job.train.model_copy(update={"epochs": 3})})
-    assert [p.action for p in plan(edited)] == ["skip"] * 3 + ["run"] * 3
-    assert [p.action for p in plan(job, start="mocks")] == ["skip"] * 2 + ["run"] * 4
+    assert [p.action for p in plan(edited)] == ["skip"] * 3 + ["run", "skip", "run", "run"]
+    assert [p.action for p in plan(job, start="mocks")] == ["skip"] * 2 + ["run"] * 5
     # other code: nothing made by the old code is reused
     from jpasbatch import runner
 
@@ -107,7 +116,7 @@ def test_job_on_engines_started_by_address(tmp_path, dask_processes, ray_head, b
         changed = plan(job)
     finally:
         runner.code_hash = real
-    assert [p.action for p in changed] == ["run"] * 6
+    assert [p.action for p in changed] == ["run"] * 7
     assert changed[0].reason == "inputs, parameters or code changed"
     # --dry-run prints the plan and runs nothing
     res = subprocess.run([bin_dir / "jpasbatch", "run", spec, "--from", "infer", "--dry-run"],

@@ -168,8 +168,8 @@ VAC = pa.schema(
             "Z_PHOT",
             pa.float32(),
             "",
-            "photometric redshift: the foundation model's, else Z_TEMPLATE (provenance.json "
-            "z_phot_source)",
+            "photometric redshift: Z_TEMPLATE or the foundation model's (Z_PHOT_OJALA), as "
+            "provenance.json z_phot_source says",
         ),
         _f("Z_PHOT_ERR", pa.float32(), "", "photometric redshift error"),
         _f("CLASS_TEMPLATE", pa.string(), "", "template-fit class (lowest BIC)"),

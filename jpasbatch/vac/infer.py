@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -97,6 +98,13 @@ class InferSpec(BaseModel):
         the best of them by macro F1 on real objects as recorded in the
         classifier's ``real_sky.json`` (``jpasbatch real-check --record``); the
         template fit when there is no such record.
+    z_source
+        Where ``Z_PHOT`` comes from: ``template`` (``Z_TEMPLATE``) or ``foundation``
+        (the foundation model's, always also in ``Z_PHOT_OJALA``). ``auto``: the
+        foundation model's when its ``real_sky.json`` records a larger mean of the
+        QSO and galaxy fractions with |dz|/(1+z) < 0.15 on real objects than the
+        template fit's; the template fit's otherwise (no record, no foundation model).
+        ``none``: no ``Z_PHOT``.
     keep_columns
         Input columns copied into the VAC (None: ``ID``, ``SOURCE_ID``,
         ``SPECNAME``, ``SOURCE``, ``RA``, ``DEC`` where present; see
@@ -120,6 +128,7 @@ class InferSpec(BaseModel):
     keep_columns: list[str] | None = None
     templates: Literal["full", "coarse", "none"] = "full"
     class_source: Literal["auto", "classifier", "template", "combined"] = "auto"
+    z_source: Literal["auto", "template", "foundation", "none"] = "auto"
 
     @model_validator(mode="after")
     def _something_to_run(self) -> InferSpec:
@@ -131,6 +140,10 @@ class InferSpec(BaseModel):
             raise ValueError("class_source 'template' needs the template fit")
         if self.class_source == "combined" and (self.model is None or self.templates == "none"):
             raise ValueError("class_source 'combined' needs a model and the template fit")
+        if self.z_source == "foundation" and self.foundation is None:
+            raise ValueError("z_source 'foundation' needs a foundation model")
+        if self.z_source == "template" and self.templates == "none":
+            raise ValueError("z_source 'template' needs the template fit")
         return self
 
 
@@ -143,7 +156,7 @@ def infer(spec: InferSpec, *, client=None, progress: bool = True) -> dict:
     parts = partitions(spec.catalogue, spec.rows_per_partition)
     for path in dict.fromkeys(p.path for p in parts):
         check_columns(pq.read_schema(path), path)
-    spec = spec.model_copy(update={"class_source": class_source(spec)})
+    spec = spec.model_copy(update={"class_source": class_source(spec), "z_source": z_source(spec)})
     _check_models(spec)
     checksums = {}
     if spec.model is not None:
@@ -190,9 +203,7 @@ def _produce(
         "models": checksums,
         "run": run,
         "class_source": spec.class_source,
-        "z_phot_source": "foundation"
-        if spec.foundation
-        else ("template" if spec.templates != "none" else "none"),
+        "z_phot_source": spec.z_source,
     }
     if is_hats(spec.catalogue):
         record["catalogue_provenance"] = _hats_provenance(spec.catalogue)
@@ -237,6 +248,7 @@ def run_partition(part: Partition, spec: dict, run_id: str) -> dict:
             dtype=spec_.dtype,
             templates=None if spec_.templates == "none" else spec_.templates,
             class_source=spec_.class_source,
+            z_source=spec_.z_source,
         )
         table = read_partition(part)
         result = process_partition(
@@ -401,6 +413,30 @@ def class_source(spec: InferSpec) -> Literal["classifier", "template", "combined
     return max(("template", "classifier", "combined"), key=lambda m: scored.get(m, -1.0))
 
 
+def z_source(spec: InferSpec) -> Literal["template", "foundation", "none"]:
+    """Resolve ``spec.z_source`` (see :class:`InferSpec`); ``none``: no photo-z at all."""
+    if spec.z_source != "auto":
+        return spec.z_source
+    if spec.foundation is None:
+        return "none" if spec.templates == "none" else "template"
+    if spec.templates == "none":
+        return "foundation"
+    from jpasbatch.modelio import model_paths
+
+    record = model_paths(spec.foundation)[1].parent / REAL_SKY
+    if not record.exists():
+        # no evidence that the learned photo-z transfers to real objects: the physics baseline
+        return "template"
+    figures = json.loads(record.read_text())
+
+    def score(method: str) -> float:
+        f = figures.get(method, {})
+        hits = [f.get(k) for k in ("qso_dz015", "galaxy_dz015")]
+        return float(np.mean(hits)) if all(h is not None for h in hits) else -1.0
+
+    return "foundation" if score("foundation") > score("template") else "template"
+
+
 def _model_file(path: Path) -> Path:
     from jpasbatch.classify.evaluate import model_file
 
@@ -415,9 +451,8 @@ def _run_record(spec: InferSpec, checksums: dict) -> dict:
     """
     from jpasbatch import __version__
 
-    params = spec.model_dump(
-        include={"batch_size", "device", "dtype", "keep_columns", "templates", "class_source"}
-    )
+    keys = ("batch_size", "device", "dtype", "keep_columns", "templates", "class_source")
+    params = spec.model_dump(include={*keys, "z_source"})
     record = {"code_version": __version__, "models": checksums, "parameters": params}
     blob = json.dumps(record, sort_keys=True).encode()
     return record | {"id": hashlib.sha256(blob).hexdigest()[:16]}

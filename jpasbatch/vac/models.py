@@ -30,6 +30,7 @@ from jpasbatch.vac import baseline
 #: Where ``CLASS`` comes from: the classifier, the template fit, or the classifier
 #: as a prior on the template fit (:func:`jpasbatch.vac.baseline.combined_class`).
 ClassSource = Literal["classifier", "template", "combined"]
+ZSource = Literal["template", "foundation", "none"]
 _CLASS_COLUMN = {
     "classifier": "CLASS_ANN",
     "template": "CLASS_TEMPLATE",
@@ -53,6 +54,8 @@ class ModelSet:
         Run the template fit: ``"full"`` grids, ``"coarse"`` (tests), or None.
     class_source
         Which of the classifier and the template fit gives ``CLASS``.
+    z_source
+        Which of the template fit and the foundation model gives ``Z_PHOT``.
     """
 
     classifier: object | None
@@ -61,6 +64,7 @@ class ModelSet:
     dtype: str = "float32"
     templates: Literal["full", "coarse"] | None = "full"
     class_source: ClassSource = "template"
+    z_source: ZSource = "template"
 
     def predict(self, table: pa.Table, batch_size: int = 65536) -> tuple[dict, dict]:
         """Per-row VAC columns and dense arrays of the rows of ``table``.
@@ -97,9 +101,9 @@ class ModelSet:
             cols, arr = baseline.template_fit(flux, relerr, self.templates == "coarse", ebv)
             columns |= cols
             arrays |= arr
-            # without a learned photo-z the VAC's is the template fit's (provenance says so)
-            columns["Z_PHOT"] = cols["Z_TEMPLATE"]
-            columns["Z_PHOT_ERR"] = cols["Z_TEMPLATE_ERR"]
+            if self.z_source == "template":  # provenance.json z_phot_source says which
+                columns["Z_PHOT"] = cols["Z_TEMPLATE"]
+                columns["Z_PHOT_ERR"] = cols["Z_TEMPLATE_ERR"]
         if self.class_source == "combined":
             pt = np.column_stack([columns[f"P_TEMPLATE_{c}"] for c in CLASSES])
             columns["CLASS_COMBINED"] = baseline.combined_class(p, pt)
@@ -109,8 +113,13 @@ class ModelSet:
             # objects x ~70 tokens x 1024 activations would need ~18 GB
             cols, arr = self.foundation.predict(table, dtype=self.dtype, device=self.device)
             for name, values in cols.items():
-                # the classifier owns P_<CLASS>; the foundation model's go beside them
-                columns[f"{name}_OJALA" if name.startswith("P_") else name] = values
+                # the classifier owns P_<CLASS>, Z_PHOT is the chosen source's: the
+                # foundation model's go beside them
+                own = name.startswith(("P_", "Z_PHOT"))
+                columns[f"{name}_OJALA" if own else name] = values
+            if self.z_source == "foundation":
+                columns["Z_PHOT"] = cols["Z_PHOT"]
+                columns["Z_PHOT_ERR"] = cols["Z_PHOT_ERR"]
             arrays |= arr
         return columns, arrays
 
@@ -132,6 +141,7 @@ def load_models(
     dtype: str = "float32",
     templates: Literal["full", "coarse"] | None = "full",
     class_source: ClassSource = "template",
+    z_source: ZSource = "template",
 ) -> ModelSet:
     """The :class:`ModelSet` of these files, loaded at most once per process.
 
@@ -145,6 +155,7 @@ def load_models(
         dtype,
         templates,
         class_source,
+        z_source,
     )
     if key not in _CACHE:
         fm = None
@@ -154,7 +165,7 @@ def load_models(
             fm = FoundationPredictor.load(foundation)
         clf = None if classifier is None else load_model(classifier)
         _CACHE.clear()  # one model set per worker: a new job's models replace the last
-        _CACHE[key] = ModelSet(clf, fm, device, dtype, templates, class_source)
+        _CACHE[key] = ModelSet(clf, fm, device, dtype, templates, class_source, z_source)
     return _CACHE[key]
 
 

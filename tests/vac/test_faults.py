@@ -110,6 +110,8 @@ def test_a_killed_driver_resumes_to_the_same_vac(
         "infer",
         "--model",
         model,
+        "--foundation",  # as _spec: the classifier alone
+        "none",
         "--catalog",
         cat,
         "--out",
