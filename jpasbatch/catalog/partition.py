@@ -64,7 +64,7 @@ def sort_by_spatial_index(table: pa.Table, ra: str, dec: str) -> pa.Table:
         table.column(dec).to_numpy().astype(np.float64),
     )
     order = np.argsort(index, kind="stable")
-    return table.append_column(HEALPIX_COLUMN, pa.array(index)).take(order)
+    return _take(table.append_column(HEALPIX_COLUMN, pa.array(index)), order)
 
 
 def write_kept(table: pa.Table, path: Path) -> None:
@@ -162,13 +162,31 @@ def write_pixel(
         raise JpasBatchError(
             f"pixel file {dest}: {table.num_rows} rows gathered, the histogram counted {rows}"
         )
-    table = table.take(pc.sort_indices(table, SORT))
+    table = _take(table, pc.sort_indices(table, SORT).to_numpy())
     dest.parent.mkdir(parents=True, exist_ok=True)
     kwargs = dict(write_kwargs, sorting_columns=pq.SortingColumn.from_ordering(schema, SORT))
     with atomic.replacing(dest) as tmp:
         with pq.ParquetWriter(tmp, schema, **kwargs) as writer:
             writer.write_table(table)
     return table.num_rows
+
+
+def _take(table: pa.Table, order: np.ndarray) -> pa.Table:
+    """``table.take(order)``, through numpy for columns without nulls.
+
+    Arrow's take over a table of several chunks (one per kept file) was 3-8x
+    slower than numpy's gather here; columns with nulls keep Arrow's, so that a
+    null stays a null.
+    """
+    columns = []
+    for col in table.columns:
+        numeric = pa.types.is_integer(col.type) or pa.types.is_floating(col.type)
+        if col.null_count == 0 and numeric:
+            values = np.concatenate([c.to_numpy() for c in col.chunks])
+            columns.append(pa.array(values[order], type=col.type))
+        else:
+            columns.append(pc.take(col, order))
+    return pa.Table.from_arrays(columns, schema=table.schema)
 
 
 def _read_slice(path: Path, start: int, stop: int, columns: list[str]) -> pa.Table:
