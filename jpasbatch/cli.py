@@ -187,6 +187,13 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-rows", type=int, default=200_000, help="rows read at a time")
     p.add_argument("--dask-address", help="scheduler address of a running Dask cluster")
     p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: cores)")
+    p.add_argument(
+        "--partitioner",
+        choices=["direct", "hats-import"],
+        default="direct",
+        help="'direct' (default: one read of the validated rows, hats' own pixel choice) or "
+        "hats-import's map / split / reduce pipeline; the same catalogue either way",
+    )
     p.set_defaults(func=_run_ingest)
 
 
@@ -216,6 +223,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
         resume=args.resume,
         dask_address=args.dask_address,
         n_workers=args.workers,
+        partitioner=args.partitioner,
     )
     print(summary.to_text())
     return 0

@@ -196,6 +196,9 @@ def hosts(tmp_path):
     except subprocess.CalledProcessError as exc:
         h.close()
         pytest.skip(f"cannot make network namespaces here: {' '.join(exc.cmd)}: {exc.stderr}")
+    except (subprocess.TimeoutExpired, OSError) as exc:
+        h.close()
+        pytest.skip(f"cannot make network namespaces here: {exc}")
     try:
         yield h
     finally:
