@@ -19,6 +19,7 @@ from jpasbatch import (
     cli_classify,
     cli_foundation,
     cli_job,
+    cli_resample,
     cli_spectra,
     cli_vac,
     logs,
@@ -443,6 +444,7 @@ EXAMPLES: dict[str, str] = {
     "photometry": "jpasbatch photometry spec-*.fits table.csv --noise depth --out phot.parquet",
     "ingest": "jpasbatch ingest sim/catalogue/*.parquet --out cat --min-bands 50",
     "simulate": "jpasbatch simulate --area 1 --out sim --seed 1",
+    "resample": "jpasbatch resample sim/catalogue/*.parquet --rows 10000000 --out rehearsal",
     "mocks": "jpasbatch mocks --out mocks --error-model depth --families all --missing-bands 0.3",
     "train": "jpasbatch train mocks/mocks --out runs --name ann1 --workers 2",
     "evaluate": "jpasbatch evaluate ann1=runs/ann1 --test mocks/mocks --out eval",
@@ -501,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_photometry(sub)
     _add_ingest(sub)
     _add_simulate(sub)
+    cli_resample.add_resample(sub)
     _add_mocks(sub)
     cli_classify.add_train(sub)
     cli_classify.add_evaluate(sub)
