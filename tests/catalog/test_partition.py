@@ -102,3 +102,18 @@ def test_destination_pixels_are_hats_alignment(threshold):
                               drop_empty_siblings=True, use_lower_order=True)  # fmt: skip
     want = sorted({tuple(int(v) for v in a) for a in full if a is not None})
     assert destination_pixels(hist, order, threshold) == [p for p in want if p[2] > 0]
+
+
+def test_a_written_pixel_is_not_redone(both):
+    from jpasbatch.catalog.partition import write_pixel
+
+    new, _ = both
+    path = next(iter(_pixel_files(new).values()))
+    rows, stamp = pq.read_metadata(path).num_rows, path.stat().st_mtime_ns
+    schema = pq.read_schema(path)
+    # resumed: a pixel file with the rows the histogram counted is kept as it is
+    assert write_pixel([("/nonexistent.parquet", 0, rows)], str(path), schema, rows, {}) == rows
+    assert path.stat().st_mtime_ns == stamp
+    # one that does not hold the counted rows is written again (from the kept files)
+    with pytest.raises(FileNotFoundError):
+        write_pixel([("/nonexistent.parquet", 0, rows)], str(path), schema, rows + 1, {})
