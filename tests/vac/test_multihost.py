@@ -35,7 +35,7 @@ and deletes the namespaces, on failure too. ``ray stop`` is never used: it would
 stop every Ray on the machine.
 
 Skips, with the reason, where namespaces cannot be made: not root, no ``ip`` /
-``unshare`` / ``nsenter`` / ``tc``, or ``ip netns add`` refused.
+``unshare`` / ``nsenter`` / ``tc``, or ``ip netns add`` or ``unshare --pid`` refused.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from dask.distributed import Client
 
 import jpasbatch
 from jpasbatch.catalog.cuts import photometry_arrays
@@ -192,6 +193,7 @@ def hosts(tmp_path):
         pytest.skip(reason)
     h = Hosts(f"jb{os.getpid() % 100_000}", HOSTS, tmp_path)
     try:
+        _run(*PID_NS, "true")  # PID namespaces too (the cleanup depends on them)
         h.make()
     except subprocess.CalledProcessError as exc:
         h.close()
@@ -319,8 +321,6 @@ def test_vac_and_ray_task_across_namespaced_hosts(hosts, tmp_path, committee, ca
     assert got["rc"] == 0
     # both workers ran partitions of it
     assert sorted(_host(w) for w in got["workers"]) == [ip1, ip2]
-    from dask.distributed import Client
-
     ref = tmp / "vac-local"
     spec = InferSpec(
         catalogue=catalogue,
