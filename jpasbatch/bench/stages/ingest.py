@@ -106,7 +106,7 @@ class IngestStage(Stage):
             return self.compare(out, peer, n, 0), {"hats_import_partition_s": partition_s}
 
         # the same catalogue (tests/catalog/test_partition.py), through hats-import's
-        # map / split / reduce: the path before issue 22, for the ratio in the same run
+        # map / split / reduce (the path before issue 22, at the new zstd level), in the same run
         return {"jpasbatch ingest --partitioner hats-import": (hats_import, check)}
 
     def goal_check(self, rec: dict) -> tuple[bool | None, str]:
