@@ -181,7 +181,8 @@ class Hosts:
             try:
                 proc.wait(timeout=10)
             finally:
-                proc.log.close()
+                if log := getattr(proc, "log", None):
+                    log.close()
         for ns in reversed(self.namespaces):
             _run("ip", "netns", "del", ns, check=False)  # its links go with it
         shutil.rmtree(self.ray_tmp, ignore_errors=True)
@@ -250,33 +251,30 @@ print(json.dumps({"node": node, "p": p}))
 """
 
 
-def _driver(
-    hosts: Hosts,
-    tmp: Path,
-    name: str,
-    code: str,
-    args: list[str],
-    env: dict,
-    pid_of: subprocess.Popen | None = None,
-) -> dict:
-    """Run a driver script in host 0 (in ``pid_of``'s PID namespace if given); its JSON."""
-    script = tmp / f"{name}.py"
-    script.write_text(textwrap.dedent(code))
-    if pid_of is None:
-        where = ["ip", "netns", "exec", hosts.ns(0), *PID_NS]
-    else:
-        # Ray's driver finds its raylet by listing processes: it must see the head's
-        child = Path(f"/proc/{pid_of.pid}/task/{pid_of.pid}/children").read_text().split()[0]
-        where = ["nsenter", "-t", child, "-p", "-m", "-n"]
-    res = subprocess.run(
-        [*where, sys.executable, str(script), *args],
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
-        env=env,
-    )
-    assert res.returncode == 0, f"{name} failed:\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}"
-    return json.loads(res.stdout.strip().splitlines()[-1])
+class Driver:
+    """A driver script run in host 0 (in ``pid_of``'s PID namespace if given)."""
+
+    def __init__(self, hosts: Hosts, tmp: Path, name: str, code: str, args: list[str],
+                 env: dict, pid_of: subprocess.Popen | None = None) -> None:  # fmt: skip
+        script = tmp / f"{name}.py"
+        script.write_text(textwrap.dedent(code))
+        if pid_of is None:
+            where = ["ip", "netns", "exec", hosts.ns(0), *PID_NS]
+        else:
+            # Ray's driver finds its raylet by listing processes: it must see the head's
+            child = Path(f"/proc/{pid_of.pid}/task/{pid_of.pid}/children").read_text().split()[0]
+            where = ["nsenter", "-t", child, "-p", "-m", "-n"]
+        self.name = name
+        cmd = [*where, sys.executable, str(script), *args]
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+        self.proc = subprocess.Popen(cmd, env=env, **pipes)
+        hosts.services.append(self.proc)  # killed in the finalizer if still running
+
+    def result(self) -> dict:
+        """The JSON the driver printed last (it must end within :data:`DEADLINE`)."""
+        out, err = self.proc.communicate(timeout=DEADLINE)
+        assert self.proc.returncode == 0, f"{self.name} failed:\n{out[-2000:]}\n{err[-4000:]}"
+        return json.loads(out.strip().splitlines()[-1])
 
 
 def test_vac_and_ray_task_across_namespaced_hosts(hosts, tmp_path, committee, catalogue_file):
@@ -317,34 +315,31 @@ def test_vac_and_ray_task_across_namespaced_hosts(hosts, tmp_path, committee, ca
     argv = ["infer", "--catalog", str(catalogue), "--model", str(model), "--out", str(out),
             *"--templates none --class-from classifier --rows-per-partition 1000".split(),
             "--dask-address", sched]  # fmt: skip
-    got = _driver(hosts, tmp, "dask_driver", DASK_DRIVER, [sched, *argv], env)
+    # the two jobs run at once, while this process makes its own answers
+    dask_job = Driver(hosts, tmp, "dask_driver", DASK_DRIVER, [sched, *argv], env)
+    hosts.wait_for(ray_worker, "Ray runtime started", time.monotonic() + DEADLINE)
+    ray_args = [ray_head, ip0, str(model), str(catalogue)]
+    ray_job = Driver(hosts, tmp, "ray_driver", RAY_DRIVER, ray_args, env, pid_of=head)
+    ref = tmp / "vac-local"
+    spec = InferSpec(catalogue=catalogue, model=model, out=ref, templates="none",
+                     class_source="classifier", rows_per_partition=1000)  # fmt: skip
+    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as c:
+        infer(spec, client=c, progress=False)
+    flux, _ = photometry_arrays(pq.read_table(catalogue))
+    want, _ = Classifier.load(model).predict_proba(flux.astype(float))
+
+    got = dask_job.result()
     assert got["rc"] == 0
     # both workers ran partitions of it
     assert sorted(_host(w) for w in got["workers"]) == [ip1, ip2]
-    ref = tmp / "vac-local"
-    spec = InferSpec(
-        catalogue=catalogue,
-        model=model,
-        out=ref,
-        templates="none",
-        class_source="classifier",
-        rows_per_partition=1000,
-    )
-    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as c:
-        infer(spec, client=c, progress=False)
     a, b = (read_vac(d).sort_values("OBJECT_ID", ignore_index=True) for d in (out, ref))
-    pd.testing.assert_frame_equal(
-        a.drop(columns=list(RUN_COLUMNS)), b.drop(columns=list(RUN_COLUMNS))
-    )
+    run = list(RUN_COLUMNS)
+    pd.testing.assert_frame_equal(a.drop(columns=run), b.drop(columns=run))
     assert len(a) > 3000
 
     # Ray: a task pinned to the worker node, by address from the head's host
-    hosts.wait_for(ray_worker, "Ray runtime started", time.monotonic() + DEADLINE)
-    args = [ray_head, ip0, str(model), str(catalogue)]
-    ray_got = _driver(hosts, tmp, "ray_driver", RAY_DRIVER, args, env, pid_of=head)
+    ray_got = ray_job.result()
     assert ray_got["node"] == ip1
-    flux, _ = photometry_arrays(pq.read_table(catalogue))
-    want, _ = Classifier.load(model).predict_proba(flux.astype(float))
     np.testing.assert_array_equal(np.array(ray_got["p"], dtype=float), want)
 
     packets = hosts.packets()
