@@ -19,6 +19,7 @@ from jpasbatch import (
     cli_classify,
     cli_foundation,
     cli_job,
+    cli_resample,
     cli_spectra,
     cli_vac,
     logs,
@@ -187,6 +188,13 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-rows", type=int, default=200_000, help="rows read at a time")
     p.add_argument("--dask-address", help="scheduler address of a running Dask cluster")
     p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: cores)")
+    p.add_argument(
+        "--partitioner",
+        choices=["direct", "hats-import"],
+        default="direct",
+        help="'direct' (default: one read of the validated rows, hats' own pixel choice) or "
+        "hats-import's map / split / reduce pipeline; the same catalogue either way",
+    )
     p.set_defaults(func=_run_ingest)
 
 
@@ -216,6 +224,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
         resume=args.resume,
         dask_address=args.dask_address,
         n_workers=args.workers,
+        partitioner=args.partitioner,
     )
     print(summary.to_text())
     return 0
@@ -435,6 +444,7 @@ EXAMPLES: dict[str, str] = {
     "photometry": "jpasbatch photometry spec-*.fits table.csv --noise depth --out phot.parquet",
     "ingest": "jpasbatch ingest sim/catalogue/*.parquet --out cat --min-bands 50",
     "simulate": "jpasbatch simulate --area 1 --out sim --seed 1",
+    "resample": "jpasbatch resample sim/catalogue/*.parquet --rows 10000000 --out rehearsal",
     "mocks": "jpasbatch mocks --out mocks --error-model depth --families all --missing-bands 0.3",
     "train": "jpasbatch train mocks/mocks --out runs --name ann1 --workers 2",
     "evaluate": "jpasbatch evaluate ann1=runs/ann1 --test mocks/mocks --out eval",
@@ -493,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_photometry(sub)
     _add_ingest(sub)
     _add_simulate(sub)
+    cli_resample.add_resample(sub)
     _add_mocks(sub)
     cli_classify.add_train(sub)
     cli_classify.add_evaluate(sub)

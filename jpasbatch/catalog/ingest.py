@@ -7,9 +7,13 @@ Two stages, both resumable:
    files, atomically, and a marker records the chunk as done. Memory stays at a
    few chunks whatever the catalogue size. Duplicate ids are then found with one
    global sort of the kept ids (the first occurrence is kept).
-2. **partition**: hats-import, on the Dask cluster, maps the kept rows onto
-   HEALPix pixels and writes the HATS catalogue with at most
-   ``max_rows_per_partition`` rows per pixel.
+2. **partition**: on the Dask cluster, the kept rows are mapped onto HEALPix
+   pixels and the HATS catalogue is written with at most
+   ``max_rows_per_partition`` rows per pixel. The default ``"direct"``
+   partitioner (:mod:`jpasbatch.catalog.partition`) reads the kept chunks once,
+   since validation wrote each sorted by ``_healpix_29``; ``"hats-import"`` runs
+   hats-import's map / split / reduce pipeline on them. Both write the same
+   pixels, rows and values (hats' pixel choice, sort order and file options).
 
 The output folder is the HATS catalogue itself (``lsdb.open_catalog(DIR)``), with
 its margin cache in ``margin/`` (:mod:`jpasbatch.catalog.margin`: open it with
@@ -37,6 +41,7 @@ from tqdm import tqdm
 from jpasbatch import atomic
 from jpasbatch.catalog.cuts import REASONS, QualityCuts, reject_reasons
 from jpasbatch.catalog.margin import MARGIN_ARCSEC, write_margin
+from jpasbatch.catalog.partition import ZSTD_LEVEL, sort_by_spatial_index, write_kept
 from jpasbatch.catalog.readers import ColumnMap, count_rows, iter_chunks
 from jpasbatch.catalog.schemas import HEALPIX_COLUMN, OBSERVED, REJECTS, with_astropy_units
 from jpasbatch.distributed import dask_client
@@ -48,6 +53,8 @@ WORK = "_ingest_work"
 #: Input row of each kept row, carried in the intermediate files only.
 _ROW = "_SOURCE_ROW"
 SUMMARY = "ingest_summary.json"
+#: Partitioners: :mod:`jpasbatch.catalog.partition`, or hats-import's pipeline.
+PARTITIONERS = ("direct", "hats-import")
 
 
 @dataclass
@@ -102,6 +109,7 @@ def ingest(
     dask_address: str | None = None,
     n_workers: int | None = None,
     progress: bool = True,
+    partitioner: str = "direct",
 ) -> IngestSummary:
     """Validate, cut and HEALPix-partition survey catalogues.
 
@@ -132,6 +140,10 @@ def ingest(
         a local cluster of ``n_workers`` (started only once validation is done).
     progress
         Show progress bars.
+    partitioner
+        ``"direct"`` (one read of the kept rows; see
+        :mod:`jpasbatch.catalog.partition`) or ``"hats-import"`` (its map / split /
+        reduce pipeline). Same catalogue either way.
 
     Returns
     -------
@@ -141,6 +153,8 @@ def ingest(
     columns = columns or ColumnMap()
     cuts = cuts or QualityCuts()
     inputs = [Path(p) for p in inputs]
+    if partitioner not in PARTITIONERS:
+        raise JpasBatchError(f"unknown partitioner {partitioner!r}; one of {PARTITIONERS}")
     if resume and (out / SUMMARY).exists():
         return IngestSummary(**json.loads((out / SUMMARY).read_text()))
     existed = out.exists()
@@ -168,7 +182,9 @@ def ingest(
     if not kept_files:
         raise JpasBatchError(f"no row of {rows_in} passed the cuts; see {out / 'rejects'}")
     with dask_client(client, address=dask_address, n_workers=n_workers) as c:
-        _partition(kept_files, out, work, max_rows_per_partition, highest_order, prov, c, progress)
+        _partition(
+            kept_files, out, max_rows_per_partition, highest_order, prov, c, progress, partitioner
+        )
         t2 = time.perf_counter()
         margin = write_margin(out, c, arcsec=margin_arcsec, progress=progress)
     seconds = {"validate": t1 - t0, "partition": t2 - t1, "margin": time.perf_counter() - t2}
@@ -247,7 +263,10 @@ def _validate_chunks(
                 # the input row travels with each kept row until partitioning, so a
                 # later duplicate can still be reported with its place in the input
                 kept = table.filter(pa.array(keep)).append_column(_ROW, pa.array(rows[keep]))
-                atomic.write_parquet(kept, work / "kept" / f"{key}.parquet")
+                # sorted by pixel now, so that partitioning reads each pixel's rows as
+                # one slice of this file (no split pass over the data)
+                kept = sort_by_spatial_index(kept, "ALPHA_J2000", "DELTA_J2000")
+                write_kept(kept, work / "kept" / f"{key}.parquet")
                 atomic.write_parquet(
                     _rejects_table(
                         path, rows[~keep], ids.filter(pa.array(~keep)), reason[~keep], detail[~keep]
@@ -289,11 +308,15 @@ def _reject_duplicates(out: Path) -> None:
     work = out / WORK
     if (work / "dedup.done").exists():
         return
-    files = sorted((work / "kept").glob("*.parquet"))
-    ids = [pq.read_table(p, columns=["OBJECT_ID"]).column(0).to_numpy() for p in files]
+    files = sorted((work / "kept").glob("*.parquet"))  # in input order (f<file>-c<chunk>)
+    tables = [pq.read_table(p, columns=["OBJECT_ID", _ROW]) for p in files]
+    ids = [t.column(0).to_numpy() for t in tables]
     all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-    # a stable sort keeps input order among equal ids: the first occurrence stays
-    order = np.argsort(all_ids, kind="stable")
+    # input order among equal ids (files in input order, rows by their input row:
+    # a kept file is sorted by pixel), so that the first occurrence stays
+    rows = np.concatenate([t.column(1).to_numpy() for t in tables] or [np.zeros(0, np.int64)])
+    file_no = np.repeat(np.arange(len(files)), [a.size for a in ids])
+    order = np.lexsort((rows, file_no, all_ids))
     repeat = np.zeros(all_ids.size, bool)
     repeat[order[1:]] = all_ids[order[1:]] == all_ids[order[:-1]]
     bounds = np.cumsum([0] + [a.size for a in ids])
@@ -313,7 +336,7 @@ def _reject_duplicates(out: Path) -> None:
             ),
             out / "rejects" / f"{path.stem}-dup.parquet",
         )
-        atomic.write_parquet(table.filter(pa.array(~rep)), path)
+        write_kept(table.filter(pa.array(~rep)), path)  # still sorted by pixel
     (work / "dedup.done").write_text("")
 
 
@@ -321,17 +344,36 @@ def _reject_duplicates(out: Path) -> None:
 def _partition(
     kept_files: list[Path],
     out: Path,
-    work: Path,
     max_rows: int,
     highest_order: int,
     prov: dict,
     client,
     progress: bool,
+    partitioner: str,
 ) -> None:
-    from hats_import.catalog.arguments import ImportArguments
-    from hats_import.catalog.file_readers.parquet import ParquetPyarrowReader
+    """Stage 2: the HATS catalogue in ``out`` from the kept files."""
     from hats_import.pipeline import pipeline_with_client
 
+    from jpasbatch.catalog.partition import partition
+
+    args = _import_arguments(kept_files, out, max_rows, highest_order, prov, progress)
+    if partitioner == "hats-import":
+        pipeline_with_client(args, client)
+        return
+    schema = pq.read_schema(args.use_schema_file)
+    # the column hats-import's reduce adds first, as it adds it
+    schema = schema.insert(0, pa.field(HEALPIX_COLUMN, pa.int64()))
+    partition(kept_files, args, schema, client, progress=progress)
+
+
+def _import_arguments(
+    kept_files: list[Path], out: Path, max_rows: int, highest_order: int, prov: dict, progress: bool
+):
+    """hats-import's arguments for the catalogue: both partitioners take theirs from them."""
+    from hats_import.catalog.arguments import ImportArguments
+    from hats_import.catalog.file_readers.parquet import ParquetPyarrowReader
+
+    work = out / WORK
     schema_file = work / "schema.parquet"
     # hats-import writes every pixel with this schema's metadata: the astropy
     # header makes the units readable by Table.read; it lists the _healpix_29
@@ -339,7 +381,7 @@ def _partition(
     pq.write_table(
         OBSERVED.empty_table().cast(with_astropy_units(OBSERVED, (HEALPIX_COLUMN,))), schema_file
     )
-    args = ImportArguments(
+    return ImportArguments(
         output_path=str(out.parent),
         output_artifact_name=out.name,
         input_file_list=[str(p) for p in kept_files],
@@ -350,6 +392,8 @@ def _partition(
         pixel_threshold=max_rows,
         highest_healpix_order=highest_order,
         use_schema_file=str(schema_file),
+        # hats' default zstd level 15 made the final write most of the ingest time
+        write_table_kwargs={"compression_level": ZSTD_LEVEL},
         # we decide fresh-vs-resume ourselves (hats-import would wipe `out`)
         resume=True,
         tmp_dir=str(work / "hats"),
@@ -357,7 +401,6 @@ def _partition(
         simple_progress_bar=True,
         addl_hats_properties={"jpasbatch_provenance": json.dumps(prov, separators=(",", ":"))},
     )
-    pipeline_with_client(args, client)
 
 
 # --------------------------------------------------------------------------- summary

@@ -464,6 +464,8 @@ class _Chunk:
         """Cast ``arr`` (``per_row`` values per file row) to ``target``, ints exactly."""
         if _is_text(arr.type):
             arr = pc.utf8_trim_whitespace(arr)
+        elif arr.type == target:  # nothing to convert: skip two passes over the values
+            return arr
         exact = not pa.types.is_floating(target)  # floats may round, ints must not change
         wide = pa.int64() if exact else pa.float64()
 

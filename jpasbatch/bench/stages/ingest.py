@@ -46,12 +46,16 @@ class IngestStage(Stage):
         return {"files": files, "folder": folder}
 
     def run(self, data, ctx: Context) -> Outcome:
+        return self._ingest(data, ctx, "direct")
+
+    def _ingest(self, data, ctx: Context, partitioner: str) -> Outcome:
         from jpasbatch.catalog.ingest import ingest
 
         out = ctx.tmp / f"catalog-{next(_ids)}"
         data.setdefault("outs", []).append(out)
         chunk = 200_000 if ctx.preset == "full" else 50_000
-        s = ingest(data["files"], out, client=ctx.dask(), progress=False, chunk_rows=chunk)
+        s = ingest(data["files"], out, client=ctx.dask(), progress=False, chunk_rows=chunk,
+                   partitioner=partitioner)  # fmt: skip
         info = {
             "partitions": s.partitions,
             "rows_rejected": s.rows_rejected,
@@ -92,6 +96,18 @@ class IngestStage(Stage):
                 f"rejected; pyarrow read {peer.answer}"
             )
         return float(lost)
+
+    def variants(self) -> dict:
+        def hats_import(data, ctx: Context) -> Outcome:
+            return self._ingest(data, ctx, "hats-import")
+
+        def check(out: Outcome, peer: Outcome, n: int):
+            partition_s = out.info["partition_s"]
+            return self.compare(out, peer, n, 0), {"hats_import_partition_s": partition_s}
+
+        # the same catalogue (tests/catalog/test_partition.py), through hats-import's
+        # map / split / reduce (the path before issue 22, at the new zstd level), in the same run
+        return {"jpasbatch ingest --partitioner hats-import": (hats_import, check)}
 
     def goal_check(self, rec: dict) -> tuple[bool | None, str]:
         return size_goal(rec, 10_000_000, None, 6.0)
