@@ -1,0 +1,98 @@
+"""The refinement stage of ``jpasbatch spectra``: the networks' answers -> template-fit redshifts.
+
+The networks give a class (``P_STAR``, ``P_GALAXY``, ``P_QSO``) and, per
+extragalactic class, an ensemble redshift and spread (``Z_GALAXY``,
+``Z_GALAXY_ERR``, ``Z_QSO``, ``Z_QSO_ERR``). :func:`refine_batch` fits the
+templates of the two most probable classes, each in a window around its own
+ensemble's redshift (:func:`jpasbatch.spectra.refine.refine`), and
+:func:`merge` writes the result into the same table: ``Z``, ``Z_ERR`` become
+the template fit's, the network's are kept as ``Z_NET``, ``Z_NET_ERR``
+(``CLASS`` stays the network's, ``SPECTYPE`` is the fit's), with
+``DELTACHI2``, ``ZWARN``, ``CHI2`` and ``NPIXELS``. :func:`refine_batches`
+runs the batches as Dask tasks (the kernel itself imports no Dask).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from jpasbatch.spectra.refine import refine
+
+#: Network columns the refinement reads.
+PROB_COLUMNS = ("P_STAR", "P_GALAXY", "P_QSO")
+#: Columns :func:`merge` adds or replaces.
+REFINED_COLUMNS = ("Z", "Z_ERR", "Z_NET", "Z_NET_ERR", "SPECTYPE", "DELTACHI2", "ZWARN",
+                   "CHI2", "NPIXELS")  # fmt: skip
+
+
+def top_two(pred: pd.DataFrame) -> list[tuple[str, str]]:
+    """The two most probable classes of each row, most probable first."""
+    missing = [c for c in PROB_COLUMNS if c not in pred]
+    if missing:
+        raise KeyError(f"network predictions lack {', '.join(missing)}")
+    probs = pred[list(PROB_COLUMNS)].to_numpy(float)
+    names = np.array([c[2:] for c in PROB_COLUMNS])
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :2]
+    return [tuple(r) for r in names[order]]
+
+
+def priors(pred: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Each class's redshift prior and error: its own ensemble's (stars: 0).
+
+    A class without an ensemble in the model gets NaN: the refinement then
+    scans its whole range.
+    """
+    n = len(pred)
+    z = {"STAR": np.zeros(n)}
+    err = {"STAR": np.zeros(n)}
+    for cls in ("GALAXY", "QSO"):
+        z[cls] = pred[f"Z_{cls}"].to_numpy(float) if f"Z_{cls}" in pred else np.full(n, np.nan)
+        col = f"Z_{cls}_ERR"
+        err[cls] = pred[col].to_numpy(float) if col in pred else np.full(n, np.nan)
+    return z, err
+
+
+def refine_batch(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, pred: pd.DataFrame):
+    """Template-fit columns (``REFINED_COLUMNS``) for one batch of network predictions.
+
+    Parameters
+    ----------
+    wave
+        The grid's wavelengths ``(L,)``.
+    flux, ivar
+        ``(n, L)`` on that grid (``ivar == 0``: masked).
+    pred
+        The network's rows for these spectra (:meth:`SpectraModel.predict_arrays`).
+    """
+    from jpasbatch.distributed import tune_allocator
+
+    tune_allocator()  # large per-block temporaries (see its docstring); once per process
+    z, err = priors(pred)
+    res = refine(wave, flux, ivar, top_two(pred), z, err)
+    cols = res.to_columns()
+    # Z_NET: the network's own answer for its predicted class (0 for stars)
+    cols["Z_NET"] = pred["Z"].to_numpy(float)
+    cols["Z_NET_ERR"] = pred["Z_ERR"].to_numpy(float)
+    return pd.DataFrame(cols, index=pred.index)
+
+
+def merge(pred: pd.DataFrame, refined: pd.DataFrame) -> pd.DataFrame:
+    """``pred`` with the refined columns in place of the network's ``Z`` and ``Z_ERR``."""
+    out = pred.drop(columns=[c for c in REFINED_COLUMNS if c in pred])
+    return pd.concat([out, refined[list(REFINED_COLUMNS)].set_axis(out.index)], axis=1)
+
+
+def refine_batches(wave, batches, client=None, progress: bool = True) -> list[pd.DataFrame]:
+    """:func:`refine_batch` over ``batches`` of ``(flux, ivar, pred)``, in order.
+
+    With a Dask ``client`` each batch is one task (the arrays travel with it);
+    without one they run here, one after the other.
+    """
+    if client is None:
+        return [refine_batch(wave, f, iv, p) for f, iv, p in batches]
+    from jpasbatch.distributed import gather
+
+    wave_f = client.scatter(np.asarray(wave), broadcast=True)
+    futures = [client.submit(refine_batch, wave_f, f, iv, p, pure=False) for f, iv, p in batches]
+    return gather(futures, progress, "refine")
