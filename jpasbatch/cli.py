@@ -456,6 +456,8 @@ EXAMPLES: dict[str, str] = {
     "spectra-emulate": "jpasbatch spectra-emulate --out emulated",
     "spectra-train": "jpasbatch spectra-train prepared --out runs --name gasnet",
     "spectra-evaluate": "jpasbatch spectra-evaluate prepared --out spectra_evaluation",
+    "spectra-publish": "jpasbatch spectra-publish runs/spectra_default --job "
+    "jobs/train_spectra_default.yaml --evaluation emulated=eval_emulated",
     "run": "jpasbatch run jobs/quickstart.yaml --dry-run",
     "bench": "jpasbatch bench --stages vac,transformer --preset quick --out bench_report",
     "demo": "jpasbatch demo --out demo_output",
@@ -510,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_spectra.add_emulate(sub)
     cli_spectra.add_train(sub)
     cli_spectra.add_evaluate(sub)
+    cli_spectra.add_publish(sub)
     cli_job.add_run(sub)
     cli_bench.add_bench(sub)
     _add_demo(sub)

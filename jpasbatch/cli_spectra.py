@@ -213,8 +213,16 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         "side by side (|dv| < 1000/3000/6000/30000 km/s, catastrophic failures, Z_ERR "
         "calibration at 1/2/3 sigma).",
     )
-    p.add_argument("data", type=Path, help="labelled prepared-spectra folder")
+    p.add_argument(
+        "data", type=Path, help="labelled prepared-spectra folder (with --real: real sets)"
+    )
     p.add_argument("--model", type=Path, help="model folder (default: the shipped spectral models)")
+    p.add_argument(
+        "--real",
+        action="store_true",
+        help="DATA is a folder of labelled real sets (../shared/data/real_spectra): read "
+        "their files as `jpasbatch spectra` does and score them against their labels",
+    )
     p.add_argument("--out", type=Path, default=Path("spectra_evaluation"), help="report folder")
     p.add_argument("--split", default="test", help="SPLIT to evaluate ('all': every row)")
     p.add_argument("--no-refine", action="store_true", help="the networks alone")
@@ -241,11 +249,54 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     )
     split = None if args.split == "all" else args.split
     with cluster as client:
-        table = predict_store(model, args.data, split, refine=refine, client=client)
+        if args.real:
+            from jpasbatch.spectra.real_eval import real_predictions
+
+            table = real_predictions(args.data, model, refine=refine, client=client)
+        else:
+            table = predict_store(model, args.data, split, refine=refine, client=client)
     write_table(table, args.out / "predictions.parquet")
     res = evaluation_report(table, args.out, model.val_mae)
     print(res["comparison"].to_string(float_format=lambda v: f"{v:.3f}"))
     if refine:
         print(res["stages"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"report: {args.out / 'report.html'}")
+    return 0
+
+
+def add_publish(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "spectra-publish",
+        help="publish a trained spectral model set as the package's default, with its card",
+        description="Copy a spectra-train model folder (model.safetensors + model.json) into "
+        "jpasbatch/data/models/spectra (or --dest) with CARD.json (the job that trained it, "
+        "the commands, the training data's recipe, validation, and the network-vs-refined "
+        "tables of spectra-evaluate reports) and SHA256SUMS.",
+    )
+    p.add_argument("run", type=Path, help="spectra-train model folder")
+    p.add_argument("--job", required=True, type=Path, help="the job spec that trained it")
+    p.add_argument(
+        "--evaluation",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="a spectra-evaluate report to record (repeat: emulated test split, real spectra)",
+    )
+    p.add_argument("--command", action="append", default=[], help="a recipe command to record")
+    p.add_argument("--dest", type=Path, help="destination folder (default: the package's)")
+    p.set_defaults(func=_run_publish)
+
+
+def _run_publish(args: argparse.Namespace) -> int:
+    from jpasbatch.errors import InputError
+    from jpasbatch.spectra.publish import build_card, publish_spectra
+
+    evaluations = {}
+    for item in args.evaluation:
+        name, sep, folder = item.partition("=")
+        if not sep:
+            raise InputError(f"--evaluation {item!r}: expected NAME=FOLDER")
+        evaluations[name] = Path(folder)
+    card = build_card(args.run, args.job, evaluations, args.command)
+    print(f"published: {publish_spectra(args.run, card, args.dest)}")
     return 0

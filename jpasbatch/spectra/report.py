@@ -166,7 +166,7 @@ def evaluation_report(table: pd.DataFrame, out: str | Path, val_mae: dict | None
     first = (
         [("Network alone and refined by the template fit", stages)] if "SPECTYPE" in table else []
     )
-    for column in ("FAMILY", "SURVEY"):
+    for column in ("FAMILY", "SURVEY", "SET"):
         if column in table:
             b = breakdown(table, column, val_mae)
             b.to_csv(out / f"by_{column.lower()}.csv", index=False)

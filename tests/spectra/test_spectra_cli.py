@@ -49,6 +49,20 @@ def test_cli_train_predict_evaluate(tiny_emulated, sdss_files, tmp_path, tiny, c
     assert metrics["summary"]["n"] == 90 and np.array(metrics["confusion"]).sum() == 90
     assert "FNet DR16Q" in (report / "report.html").read_text()
 
+    # published with its card and checksums, loaded from there without pickle
+    pub = tmp_path / "published"
+    assert main(["spectra-publish", str(model), "--job", str(spec), "--evaluation",
+                 f"tiny={report}", "--command", "jpasbatch spectra-train ...",
+                 "--dest", str(pub)]) == 0  # fmt: skip
+    from jpasbatch import defaults
+    from jpasbatch.spectra.predict import SpectraModel
+
+    defaults.verify(pub)
+    card = json.loads((pub / "CARD.json").read_text())
+    assert card["recipe"]["job_text"] == spec.read_text()
+    assert card["evaluations"]["tiny"][0]["stage"] == "network"
+    assert SpectraModel.load(pub).classes == ["STAR", "GALAXY", "QSO"]
+
     # a file that cannot be read: one line naming it, exit status 2
     bad = tmp_path / "bad.fits"
     bad.write_text("not a spectrum")
