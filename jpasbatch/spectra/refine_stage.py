@@ -53,6 +53,27 @@ def priors(pred: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.ndar
     return z, err
 
 
+def noise_ivar(flux: np.ndarray, ivar: np.ndarray) -> np.ndarray:
+    """``ivar``, with spectra that carry no errors given one estimated from their scatter.
+
+    A file without errors (e.g. the DESI tables of the real sets) reads with a
+    constant ``ivar`` on every good pixel; chi2 differences and ``Z_ERR`` need
+    the real noise, so such a row gets ``1 / sigma^2`` with sigma the robust
+    scatter (1.4826 MAD) of its pixel-to-pixel differences over sqrt(2).
+    """
+    ivar = np.array(ivar, dtype=np.float32, copy=True)
+    good = ivar > 0
+    for i in np.flatnonzero(good.sum(1) > 10):
+        v = ivar[i, good[i]]
+        if v.min() != v.max():
+            continue
+        d = np.diff(np.asarray(flux[i], float)[good[i]])
+        sigma = 1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2)
+        if sigma > 0:
+            ivar[i, good[i]] = 1.0 / sigma**2
+    return ivar
+
+
 def refine_batch(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, pred: pd.DataFrame):
     """Template-fit columns (``REFINED_COLUMNS``) for one batch of network predictions.
 
@@ -69,7 +90,7 @@ def refine_batch(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, pred: pd.
 
     tune_allocator()  # large per-block temporaries (see its docstring); once per process
     z, err = priors(pred)
-    res = refine(wave, flux, ivar, top_two(pred), z, err)
+    res = refine(wave, flux, noise_ivar(flux, ivar), top_two(pred), z, err)
     cols = res.to_columns()
     # Z_NET: the network's own answer for its predicted class (0 for stars)
     cols["Z_NET"] = pred["Z"].to_numpy(float)

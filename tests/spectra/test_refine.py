@@ -138,3 +138,16 @@ def test_refinement_agrees_with_the_full_scan_on_99_percent_of_confident_spectra
     same = (np.abs(ref.z - scan.z) < 3e-4 * (1 + scan.z)) & (ref.spectype == scan.spectype)
     assert same[sure].mean() >= 0.99
     assert ref.n_eval.sum() * 4 < scan.n_eval.sum()
+
+
+def test_spectra_without_errors_get_their_scatter_as_noise():
+    from jpasbatch.spectra.refine_stage import noise_ivar
+
+    rng = np.random.default_rng(4)
+    flux = 2 + np.sin(np.arange(3000) / 50.0) + 0.1 * rng.standard_normal((2, 3000))
+    ivar = np.ones((2, 3000))
+    ivar[1] = 1 / 0.2**2 * rng.uniform(0.5, 1.5, 3000)  # real errors: kept
+    ivar[:, :100] = 0
+    out = noise_ivar(flux, ivar)
+    assert out[0, 100:] == pytest.approx(100, rel=0.1) and (out[0, :100] == 0).all()
+    assert np.allclose(out[1], ivar[1], rtol=1e-6)
