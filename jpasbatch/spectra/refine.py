@@ -374,8 +374,15 @@ def _fit_class(cls, wave, w, wf, wff, start, width, core, poly_order, dof):
     return zb, zerr, cbest, gap, edge, n_eval
 
 
-def _fit(wave, flux, ivar, classes, windows, poly_order, z_net, z_net_err) -> RefineResult:
-    """Shared body: ``windows(cls, rows) -> (start, width, core)`` on the class's coarse grid."""
+def _fit(
+    wave, flux, ivar, classes, windows, poly_order, z_net, z_net_err, widen: bool = False
+) -> RefineResult:
+    """Shared body: ``windows(cls, rows) -> (start, width, core)`` on the class's coarse grid.
+
+    ``widen``: a row whose best minimum of a class falls in a guard band (the
+    prior is off) is fitted again over that class's whole range; ``Z_FITLIMIT``
+    then means the range's end.
+    """
     wave = np.asarray(wave, dtype=float)
     w, wf, wff, npix = _weights(flux, ivar)
     n = w.shape[0]
@@ -388,7 +395,19 @@ def _fit(wave, flux, ivar, classes, windows, poly_order, z_net, z_net_err) -> Re
         start, width, core = windows(cls, rows)
         k = _basis(_kinds(cls, 0.0)[0])[1].shape[0] + poly_order + 1
         sub = (w[rows], wf[rows], wff[rows])
-        out = _fit_class(cls, wave, *sub, start, width, core, poly_order, npix[rows] - k)
+        out = list(_fit_class(cls, wave, *sub, start, width, core, poly_order, npix[rows] - k))
+        size = class_grid(cls, STEPS[cls][0]).size
+        redo = np.flatnonzero(out[4] & ((start > 0) | (start + width < size))) if widen else []
+        if len(redo):
+            whole = np.full(len(redo), size)
+            zero = np.zeros(len(redo), int)
+            again = _fit_class(
+                cls, wave, *(a[redo] for a in sub), zero, whole, (zero, whole), poly_order,
+                npix[rows[redo]] - k,
+            )  # fmt: skip
+            for j in range(5):
+                out[j][redo] = again[j]
+            out[5][redo] += again[5]
         n_eval[rows] += out[-1]
         per_class[cls] = (rows, *out[:-1])
     best = np.full((n, len(names)), np.inf)
@@ -452,6 +471,7 @@ def refine(
     poly_order: int = 3,
     n_sigma: float = WINDOW_SIGMAS,
     floor: Mapping[str, float] | None = None,
+    widen: bool = False,
 ) -> RefineResult:
     """Refine the networks' redshifts by a template fit in a window around them.
 
@@ -479,6 +499,11 @@ def refine(
     n_sigma, floor
         Half-window in network sigmas, and its smallest value in ln(1 + z) per
         class (default :data:`WINDOW_FLOOR`).
+    widen
+        Fit a class again over its whole range where its best minimum fell in a
+        guard band (the chi2 says the prior is off): the pipeline's choice, at
+        the cost of a scan for those spectra only. Off, such spectra keep the
+        window's answer and ``Z_FITLIMIT``.
 
     Returns
     -------
@@ -510,7 +535,7 @@ def refine(
         hi2 = np.clip(np.searchsorted(grid, x + half + floors[cls], side="right"), hi, grid.size)
         return lo2, hi2 - lo2, (lo - lo2, hi - lo2)
 
-    return _fit(wave, flux, ivar, cands, windows, poly_order, z_first, e_first)
+    return _fit(wave, flux, ivar, cands, windows, poly_order, z_first, e_first, widen)
 
 
 def full_scan(

@@ -4,7 +4,9 @@ The networks give a class (``P_STAR``, ``P_GALAXY``, ``P_QSO``) and, per
 extragalactic class, an ensemble redshift and spread (``Z_GALAXY``,
 ``Z_GALAXY_ERR``, ``Z_QSO``, ``Z_QSO_ERR``). :func:`refine_batch` fits the
 templates of the two most probable classes, each in a window around its own
-ensemble's redshift (:func:`jpasbatch.spectra.refine.refine`), and
+ensemble's redshift (:func:`jpasbatch.spectra.refine.refine`; a class whose
+best minimum falls past the window, a network off its redshift, is refitted
+over its whole range), and
 :func:`merge` writes the result into the same table: ``Z``, ``Z_ERR`` become
 the template fit's, the network's are kept as ``Z_NET``, ``Z_NET_ERR``
 (``CLASS`` stays the network's, ``SPECTYPE`` is the fit's), with
@@ -74,7 +76,9 @@ def noise_ivar(flux: np.ndarray, ivar: np.ndarray) -> np.ndarray:
     return ivar
 
 
-def refine_batch(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, pred: pd.DataFrame):
+def refine_batch(
+    wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, pred: pd.DataFrame, widen: bool = True
+):
     """Template-fit columns (``REFINED_COLUMNS``) for one batch of network predictions.
 
     Parameters
@@ -85,12 +89,15 @@ def refine_batch(wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, pred: pd.
         ``(n, L)`` on that grid (``ivar == 0``: masked).
     pred
         The network's rows for these spectra (:meth:`SpectraModel.predict_arrays`).
+    widen
+        Refit over the whole range the classes whose minimum fell past the
+        network's window (:func:`~jpasbatch.spectra.refine.refine`).
     """
     from jpasbatch.distributed import tune_allocator
 
     tune_allocator()  # large per-block temporaries (see its docstring); once per process
     z, err = priors(pred)
-    res = refine(wave, flux, noise_ivar(flux, ivar), top_two(pred), z, err)
+    res = refine(wave, flux, noise_ivar(flux, ivar), top_two(pred), z, err, widen=widen)
     cols = res.to_columns()
     # Z_NET: the network's own answer for its predicted class (0 for stars)
     cols["Z_NET"] = pred["Z"].to_numpy(float)
