@@ -49,6 +49,20 @@ def test_cli_train_predict_evaluate(tiny_emulated, sdss_files, tmp_path, tiny, c
     assert metrics["summary"]["n"] == 90 and np.array(metrics["confusion"]).sum() == 90
     assert "FNet DR16Q" in (report / "report.html").read_text()
 
+    # real sets: files read as `spectra` reads them, scored against labels.csv
+    sets = tmp_path / "real" / "sdss_like"
+    (sets / "spectra").mkdir(parents=True)
+    for p in sdss_files:
+        (sets / "spectra" / p.name).write_bytes(p.read_bytes())
+    pd.DataFrame({"file": [p.name for p in sdss_files], "CLASS": table["CLASS_REF"],
+                  "Z": table["Z_REF"]}).to_csv(sets / "labels.csv", index=False)  # fmt: skip
+    real = tmp_path / "eval_real"
+    assert main(["spectra-evaluate", str(tmp_path / "real"), "--real", "--model", str(model),
+                 "--out", str(real), "--no-refine"]) == 0  # fmt: skip
+    scored = pd.read_parquet(real / "predictions.parquet")
+    assert len(scored) == 6 and set(scored["SET"]) == {"sdss_like"}
+    assert set(scored["CLASS_TRUE"]) <= {"STAR", "GALAXY", "QSO"}
+
     # published with its card and checksums, loaded from there without pickle
     pub = tmp_path / "published"
     assert main(["spectra-publish", str(model), "--job", str(spec), "--evaluation",
