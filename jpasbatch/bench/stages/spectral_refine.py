@@ -57,8 +57,8 @@ class SpectralRefineStage(Stage):
         "is sure of (DELTACHI2 > 25), at a fraction of its cost"
     )
     engine = "dask"
-    sizes = Sizes(tiny=(12, 24), quick=(96, 192), full=(384, 768))
-    peer_cap = 96  # the scan costs ~1-2 CPU seconds per spectrum
+    sizes = Sizes(tiny=(12, 24), quick=(48, 96), full=(128, 256))
+    peer_cap = 64  # the scan costs ~1-2 CPU seconds per spectrum
     survey = "one spectrum per object with a spectrum (projected at 40 million for scale)"
     ours_label = "SpectraModel + refine_batches (Dask), as `jpasbatch spectra` runs them"
     peer_label = "full_scan: the same chi2 over every class's whole range (redrock's way)"
