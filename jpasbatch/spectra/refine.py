@@ -37,7 +37,8 @@ Templates: ``galaxy-2016`` (5 PCA vectors), ``QSO-LOZ`` below z = 1.5 and
 5-vector PCA basis of each redrock subtype (B, A, F, G, K, M, WD), the best
 subtype at each z. The 0.1 A star and galaxy grids are block-averaged to 1 A
 first (the observed pixels are >= 0.8 A, >= 0.3 A rest-frame at z = 1.7).
-Pixels a template does not cover at some z are left out of that z's fit.
+Pixels a template does not reach at some z are fitted by the polynomial alone
+(every z is judged on the same pixels).
 
 Isolated one-pixel spikes (:func:`spike_mask`: cosmic rays the reduction
 missed) are masked before fitting: a template's emission line placed on a
@@ -143,16 +144,21 @@ def _legendre(wave: np.ndarray, order: int) -> np.ndarray:
     return np.polynomial.legendre.legvander(t, order).T
 
 
-def _design(kind: str, z: float, wave: np.ndarray, poly: np.ndarray):
-    """Design ``(k, L)`` at z (zero where the template does not cover) and the coverage."""
+def _design(kind: str, z: float, wave: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Design ``(k, L)`` at z: the template rows (zero where it does not reach), the polynomial.
+
+    Every good pixel counts at every z, the ones a template does not reach with
+    the polynomial alone: a chi2 over fewer pixels would be lower for that
+    alone (QSO-LOZ stops at 9633 A rest, so at z ~ 0 it "won" by the ~200
+    reddest pixels it dropped).
+    """
     rest_wave, basis = _basis(kind)
     rest = wave / (1 + z)
-    cov = (rest >= rest_wave[0]) & (rest <= rest_wave[-1])
-    t = np.array([np.interp(rest, rest_wave, b) for b in basis])
-    return np.vstack([t, poly]) * cov, cov
+    t = np.array([np.interp(rest, rest_wave, b, left=0.0, right=0.0) for b in basis])
+    return np.vstack([t, poly])
 
 
-def _solve_block(designs: np.ndarray, covs: np.ndarray, w, wf, wff) -> np.ndarray:
+def _solve_block(designs: np.ndarray, w, wf, wff) -> np.ndarray:
     """Chi2 ``(n, m)`` of ``m`` designs ``(m, k, L)`` fitted to each of ``n`` spectra."""
     m, k, _ = designs.shape
     n = w.shape[0]
@@ -172,7 +178,7 @@ def _solve_block(designs: np.ndarray, covs: np.ndarray, w, wf, wff) -> np.ndarra
     mat[..., d, d] = mat[..., d, d] * (1 + 1e-10) + 1e-30
     b = (designs.reshape(-1, designs.shape[-1]) @ wf.T).T.reshape(n, m, k)
     c = np.linalg.solve(mat, b[..., None])[..., 0]
-    fwf = (covs @ wff.T).T  # (n, m): only the pixels the template covers count
+    fwf = wff.sum(axis=1)[:, None]
     return np.maximum(fwf - np.einsum("nmk,nmk->nm", b, c), 0.0)
 
 
@@ -202,10 +208,8 @@ def _scan_windows(
         # one product per kind: kinds can differ in size (QSO 4 vectors, others 5)
         for kind in dict.fromkeys(k for _, k in pairs):
             jj = [j for j, k in pairs if k == kind]
-            built = [_design(kind, z[j], wave, poly) for j in jj]
-            designs = np.stack([d for d, _ in built])
-            covs = np.stack([c for _, c in built]).astype(float)
-            chi2 = _solve_block(designs, covs, w[sel], wf[sel], wff[sel])
+            designs = np.stack([_design(kind, z[j], wave, poly) for j in jj])
+            chi2 = _solve_block(designs, w[sel], wf[sel], wff[sel])
             cols = np.asarray(jj) - js[0]
             for q, col in enumerate(cols):
                 best[:, col] = np.minimum(best[:, col], chi2[:, q])
@@ -582,9 +586,9 @@ def chi2_direct(
     for kind in _kinds(cls, z):
         rest_wave, basis = _basis(kind)
         rest = wave / (1 + z)
-        use = good & (rest >= rest_wave[0]) & (rest <= rest_wave[-1])
+        use = good
         sw = np.sqrt(ivar[use])
-        t = np.array([np.interp(rest[use], rest_wave, b) for b in basis])
+        t = np.array([np.interp(rest[use], rest_wave, b, left=0.0, right=0.0) for b in basis])
         x = np.vstack([t, poly[:, use]]).T * sw[:, None]
         y = flux[use] * sw
         c = np.linalg.lstsq(x, y, rcond=None)[0]
