@@ -163,6 +163,6 @@ def test_a_sure_network_has_its_class_fitted_alone():
 
     from jpasbatch.spectra.refine_stage import top_two
 
-    pred = pd.DataFrame({"P_STAR": [0.04, 0.1], "P_GALAXY": [0.9, 0.5], "P_QSO": [0.06, 0.4]})
+    pred = pd.DataFrame({"P_STAR": [0.01, 0.1], "P_GALAXY": [0.96, 0.5], "P_QSO": [0.03, 0.4]})
     assert top_two(pred) == [("GALAXY",), ("GALAXY", "QSO")]
     assert top_two(pred, sure=1.01)[0] == ("GALAXY", "QSO")
