@@ -280,9 +280,16 @@ def add_publish(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="NAME=FOLDER",
-        help="a spectra-evaluate report to record (repeat: emulated test split, real spectra)",
+        help="a spectra-evaluate report to record (repeat: emulated test split, real spectra; "
+        "default: none)",
     )
-    p.add_argument("--command", action="append", default=[], help="a recipe command to record")
+    p.add_argument(
+        "--recipe",
+        action="append",
+        default=[],
+        metavar="COMMAND",
+        help="a command of the recipe to record (repeat; default: none)",
+    )
     p.add_argument("--dest", type=Path, help="destination folder (default: the package's)")
     p.set_defaults(func=_run_publish)
 
@@ -297,6 +304,6 @@ def _run_publish(args: argparse.Namespace) -> int:
         if not sep:
             raise InputError(f"--evaluation {item!r}: expected NAME=FOLDER")
         evaluations[name] = Path(folder)
-    card = build_card(args.run, args.job, evaluations, args.command)
+    card = build_card(args.run, args.job, evaluations, args.recipe)
     print(f"published: {publish_spectra(args.run, card, args.dest)}")
     return 0

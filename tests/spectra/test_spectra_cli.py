@@ -66,7 +66,7 @@ def test_cli_train_predict_evaluate(tiny_emulated, sdss_files, tmp_path, tiny, c
     # published with its card and checksums, loaded from there without pickle
     pub = tmp_path / "published"
     assert main(["spectra-publish", str(model), "--job", str(spec), "--evaluation",
-                 f"tiny={report}", "--command", "jpasbatch spectra-train ...",
+                 f"tiny={report}", "--recipe", "jpasbatch spectra-train ...",
                  "--dest", str(pub)]) == 0  # fmt: skip
     from jpasbatch import defaults
     from jpasbatch.spectra.predict import SpectraModel
