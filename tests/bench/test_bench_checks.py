@@ -205,6 +205,8 @@ def test_spectral_refine_check():
     ours[:, 2] = 0
     ours[3, 1] = 0.9  # the scan is not sure of this one: not counted
     assert stage.compare(Outcome(ours), Outcome(peer), 4, 1) == 0.0
-    ours[0, 1] = 0.6  # one sure spectrum of three elsewhere: far below the goal
+    ours[0, 1] = 0.6  # one sure spectrum of three elsewhere: recorded, below the goal
+    assert stage.compare(Outcome(ours), Outcome(peer), 4, 1) == pytest.approx(1 / 3)
+    ours[1, 0] = 1  # two of three: broken, the run stops
     with pytest.raises(BenchmarkMismatch, match="reaches the scan's minimum"):
         stage.compare(Outcome(ours), Outcome(peer), 4, 1)

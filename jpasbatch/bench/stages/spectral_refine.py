@@ -105,7 +105,9 @@ class SpectralRefineStage(Stage):
         sure = b[:, 2] > SURE
         same = (a[:, 0] == b[:, 0]) & (np.abs(a[:, 1] - b[:, 1]) < 3e-4 * (1 + b[:, 1]))
         agree = float(same[sure].mean()) if sure.any() else 1.0
-        if agree < AGREEMENT - 0.1:  # a bug, not a network's miss: stop the run
+        # a network off by more than its window costs agreement (the goal records it);
+        # below half, something is broken: stop the run
+        if agree < 0.5:
             raise BenchmarkMismatch(f"refinement reaches the scan's minimum for {agree:.1%}")
         return 1 - agree
 
