@@ -24,7 +24,8 @@ range the two evaluate the same points and reach the same minimum. A best
 minimum in a guard band means the chi2 still falls past the window's edge:
 the prior is off, and ``Z_FITLIMIT`` is set (a minimum strictly at the
 window's edge is rare: the chi2 of a spectrum far from its redshift
-wanders, it does not slope).
+wanders, it does not slope). With ``widen=True`` (what ``jpasbatch spectra``
+uses) such a class is refitted over its whole range for that spectrum.
 
 ``Z_ERR`` is the Delta chi2 = 1 half-width of that parabola, scaled by
 ``sqrt(chi2 / dof)`` where the fit is worse than the errors say (sky
