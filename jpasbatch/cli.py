@@ -461,11 +461,13 @@ EXAMPLES: dict[str, str] = {
     "infer": "jpasbatch infer --catalog cat --out vac --bf16",
     "targets": "jpasbatch targets vac --out targets --p-qso 0.5 --mag-limit 22.5",
     "real-check": "jpasbatch real-check ../shared/data/real_spectra --model runs/ann1 --record",
-    "spectra": "jpasbatch spectra spec-*.fits --model runs/gasnet --out spectra.parquet",
+    "spectra": "jpasbatch spectra spec-*.fits --out spectra.parquet --workers 2",
     "spectra-prepare": "jpasbatch spectra-prepare spectra/*.fits --out prepared --workers 2",
     "spectra-emulate": "jpasbatch spectra-emulate --out emulated",
     "spectra-train": "jpasbatch spectra-train prepared --out runs --name gasnet",
-    "spectra-evaluate": "jpasbatch spectra-evaluate prepared --model runs/gasnet",
+    "spectra-evaluate": "jpasbatch spectra-evaluate prepared --out spectra_evaluation",
+    "spectra-publish": "jpasbatch spectra-publish runs/spectra_default --job "
+    "jobs/train_spectra_default.yaml --evaluation emulated=eval_emulated",
     "run": "jpasbatch run jobs/quickstart.yaml --dry-run",
     "bench": "jpasbatch bench --stages vac,transformer --preset quick --out bench_report",
     "demo": "jpasbatch demo --out demo_output",
@@ -521,6 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_spectra.add_emulate(sub)
     cli_spectra.add_train(sub)
     cli_spectra.add_evaluate(sub)
+    cli_spectra.add_publish(sub)
     cli_job.add_run(sub)
     cli_bench.add_bench(sub)
     _add_demo(sub)

@@ -13,19 +13,29 @@ from jpasbatch.spectra.cli_options import add_read_options, read_options
 def add_spectra(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "spectra",
-        help="classify spectra and measure their redshifts (GaSNet-II + FNet)",
+        help="classify spectra and measure their redshifts (GaSNet-II + template fit)",
         description="Read SDSS spec / spec-lite files, DESI coadds or plain tables, mask bad "
         "pixels (and_mask, ivar == 0), resample them onto the common log-lambda grid and run "
-        "a trained model (jpasbatch spectra-train). One row per spectrum: ID, SOURCE, P_STAR, "
-        "P_GALAXY, P_QSO, CLASS, Z (mean of the predicted class's 10 regressors; 0 for stars), "
-        "Z_ERR (their standard deviation), ROBUST (Z_ERR <= the regressors' validation MAE), "
-        "Z_GALAXY/Z_QSO (+ _ERR), Z_FNET, and, when the file has a redshift, Z_REF, CLASS_REF "
-        "and DV_KMS = c (Z - Z_REF) / (1 + Z_REF). Unreadable files go to OUT_rejects.parquet.",
+        "a trained model (jpasbatch spectra-train; default: the shipped one), then refine the "
+        "redshifts by a redrock-template fit around the networks' (on Dask). One row per "
+        "spectrum: ID, SOURCE, P_STAR, P_GALAXY, P_QSO, CLASS (the network's), SPECTYPE (the "
+        "fit's, among the network's top two), Z and Z_ERR (the fit's; with --no-refine the "
+        "mean and spread of the predicted class's regressors), Z_NET and Z_NET_ERR (the "
+        "network's), DELTACHI2, ZWARN (redrock bits), ROBUST, Z_GALAXY/Z_QSO (+ _ERR), "
+        "Z_FNET, and, when the file has a redshift, Z_REF, CLASS_REF and DV_KMS = c (Z - "
+        "Z_REF) / (1 + Z_REF). Unreadable files go to OUT_rejects.parquet.",
     )
     p.add_argument("spectra", nargs="+", type=Path, metavar="SPECTRA", help="spectra files")
-    p.add_argument("--model", required=True, type=Path, help="model folder (spectra-train)")
+    p.add_argument(
+        "--model", type=Path, help="model folder (spectra-train; default: the shipped models)"
+    )
     p.add_argument("--out", required=True, type=Path, help="output table: .parquet, .csv, .fits")
     p.add_argument("--batch-size", type=int, default=256, help="spectra per network pass")
+    p.add_argument(
+        "--no-refine", action="store_true", help="keep the networks' redshifts (no template fit)"
+    )
+    p.add_argument("--workers", type=int, default=None, help="local Dask workers (refinement)")
+    p.add_argument("--dask-address", help="scheduler address of a running Dask cluster")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--strict", action="store_true", help="exit with 1 if anything is rejected")
     add_read_options(p)
@@ -33,16 +43,28 @@ def add_spectra(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_spectra(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from jpasbatch.distributed import dask_client
     from jpasbatch.spectra.predict import predict_files, rejects_path
 
-    path, written, rejected = predict_files(
-        args.spectra,
-        args.model,
-        args.out,
-        args.batch_size,
-        progress=not args.no_progress,
-        options=read_options(args),
+    refine = not args.no_refine
+    cluster = (
+        dask_client(address=args.dask_address, n_workers=args.workers)
+        if refine
+        else contextlib.nullcontext()
     )
+    with cluster as client:
+        path, written, rejected = predict_files(
+            args.spectra,
+            args.model,
+            args.out,
+            args.batch_size,
+            progress=not args.no_progress,
+            options=read_options(args),
+            refine=refine,
+            client=client,
+        )
     print(f"{written} written, {rejected} rejected: see {rejects_path(args.out)}")
     print(f"predictions: {path}")
     return 1 if args.strict and rejected else 0
@@ -186,24 +208,102 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         description="Run a trained spectral model on the labelled rows (default: SPLIT=test) "
         "of a prepared-spectra folder and write OUT/report.html with the confusion matrix, "
         "|dv| accuracy at 6000/12000/30000 km/s, GaSNet-II Bias and good fraction, mean "
-        "Delta z, the fraction within 1/2/3 sigma_z, and the papers' numbers beside ours.",
+        "Delta z, the fraction within 1/2/3 sigma_z, and the papers' numbers beside ours; "
+        "with refinement (the default) the network alone and the template-fit refinement "
+        "side by side (|dv| < 1000/3000/6000/30000 km/s, catastrophic failures, Z_ERR "
+        "calibration at 1/2/3 sigma).",
     )
-    p.add_argument("data", type=Path, help="labelled prepared-spectra folder")
-    p.add_argument("--model", required=True, type=Path, help="model folder")
+    p.add_argument(
+        "data", type=Path, help="labelled prepared-spectra folder (with --real: real sets)"
+    )
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped spectral models)")
+    p.add_argument(
+        "--real",
+        action="store_true",
+        help="DATA is a folder of labelled real sets (../shared/data/real_spectra): read "
+        "their files as `jpasbatch spectra` does and score them against their labels",
+    )
     p.add_argument("--out", type=Path, default=Path("spectra_evaluation"), help="report folder")
     p.add_argument("--split", default="test", help="SPLIT to evaluate ('all': every row)")
+    p.add_argument("--no-refine", action="store_true", help="the networks alone")
+    p.add_argument("--workers", type=int, default=None, help="local Dask workers (refinement)")
+    p.add_argument("--dask-address", help="scheduler address of a running Dask cluster")
     p.set_defaults(func=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from jpasbatch.defaults import SPECTRA, default_model
+    from jpasbatch.distributed import dask_client
     from jpasbatch.spectra.evaluate import predict_store
     from jpasbatch.spectra.predict import SpectraModel, write_table
     from jpasbatch.spectra.report import evaluation_report
 
-    model = SpectraModel.load(args.model)
-    table = predict_store(model, args.data, None if args.split == "all" else args.split)
+    model = SpectraModel.load(args.model or default_model(SPECTRA))
+    refine = not args.no_refine
+    cluster = (
+        dask_client(address=args.dask_address, n_workers=args.workers)
+        if refine
+        else contextlib.nullcontext()
+    )
+    split = None if args.split == "all" else args.split
+    with cluster as client:
+        if args.real:
+            from jpasbatch.spectra.real_eval import real_predictions
+
+            table = real_predictions(args.data, model, refine=refine, client=client)
+        else:
+            table = predict_store(model, args.data, split, refine=refine, client=client)
     write_table(table, args.out / "predictions.parquet")
     res = evaluation_report(table, args.out, model.val_mae)
     print(res["comparison"].to_string(float_format=lambda v: f"{v:.3f}"))
+    if refine:
+        print(res["stages"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"report: {args.out / 'report.html'}")
+    return 0
+
+
+def add_publish(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "spectra-publish",
+        help="publish a trained spectral model set as the package's default, with its card",
+        description="Copy a spectra-train model folder (model.safetensors + model.json) into "
+        "jpasbatch/data/models/spectra (or --dest) with CARD.json (the job that trained it, "
+        "the commands, the training data's recipe, validation, and the network-vs-refined "
+        "tables of spectra-evaluate reports) and SHA256SUMS.",
+    )
+    p.add_argument("run", type=Path, help="spectra-train model folder")
+    p.add_argument("--job", required=True, type=Path, help="the job spec that trained it")
+    p.add_argument(
+        "--evaluation",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="a spectra-evaluate report to record (repeat: emulated test split, real spectra; "
+        "default: none)",
+    )
+    p.add_argument(
+        "--recipe",
+        action="append",
+        default=[],
+        metavar="COMMAND",
+        help="a command of the recipe to record (repeat; default: none)",
+    )
+    p.add_argument("--dest", type=Path, help="destination folder (default: the package's)")
+    p.set_defaults(func=_run_publish)
+
+
+def _run_publish(args: argparse.Namespace) -> int:
+    from jpasbatch.errors import InputError
+    from jpasbatch.spectra.publish import build_card, publish_spectra
+
+    evaluations = {}
+    for item in args.evaluation:
+        name, sep, folder = item.partition("=")
+        if not sep:
+            raise InputError(f"--evaluation {item!r}: expected NAME=FOLDER")
+        evaluations[name] = Path(folder)
+    card = build_card(args.run, args.job, evaluations, args.recipe)
+    print(f"published: {publish_spectra(args.run, card, args.dest)}")
     return 0

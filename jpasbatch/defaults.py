@@ -23,8 +23,12 @@ from jpasbatch.errors import InputError
 CLASSIFIER = "classifier"
 #: The default foundation model (photo-z, embeddings).
 FOUNDATION = "foundation"
+#: The default spectral models (GaSNet-II classifier + redshift ensembles).
+SPECTRA = "spectra"
 #: The files of a published model, in ``SHA256SUMS`` order (all but the card from the run).
 FILES = ("model.safetensors", "model.json", "real_sky.json", "CARD.json")
+#: The files of the published spectral models (their real-sky figures are in the card).
+SPECTRA_FILES = ("model.safetensors", "model.json", "CARD.json")
 #: What each kind is, for its card.
 WHAT = {
     CLASSIFIER: "ANN committee (miniJPAS QSO III recipe) trained on mocks of every spectral "
@@ -74,7 +78,7 @@ def verify(folder: Path) -> None:
             raise InputError("checksum differs from SHA256SUMS (file changed)", path=path)
 
 
-def publish(run: Path, dest: Path, card: dict) -> Path:
+def publish(run: Path, dest: Path, card: dict, files: tuple[str, ...] = FILES) -> Path:
     """Copy a trained run's model into ``dest`` with ``CARD.json`` and ``SHA256SUMS``.
 
     Parameters
@@ -86,16 +90,20 @@ def publish(run: Path, dest: Path, card: dict) -> Path:
         The published folder (``jpasbatch/data/models/<kind>``).
     card
         Recipe, data and figures to record beside the model.
+    files
+        The published files, ``CARD.json`` last (:data:`FILES`, :data:`SPECTRA_FILES`);
+        the others are copied from ``run``.
     """
     run, dest = Path(run), Path(dest)
-    missing = [f for f in FILES[:3] if not (run / f).is_file()]
+    copied = [f for f in files if f != "CARD.json"]
+    missing = [f for f in copied if not (run / f).is_file()]
     if missing:
         raise InputError(f"run folder lacks {', '.join(missing)}", path=run)
     dest.mkdir(parents=True, exist_ok=True)
-    for name in FILES[:3]:
+    for name in copied:
         shutil.copyfile(run / name, dest / name)
     (dest / "CARD.json").write_text(json.dumps(card, indent=1) + "\n")
-    sums = "".join(f"{_sha256(dest / f)}  {f}\n" for f in FILES)
+    sums = "".join(f"{_sha256(dest / f)}  {f}\n" for f in files)
     (dest / "SHA256SUMS").write_text(sums)
     verify(dest)
     return dest

@@ -63,6 +63,7 @@ def test_shipped_jobs_validate():
         "train_classifier": job_specs()["train"],
         "train_foundation": job_specs()["foundation_train"],
         "train_spectra": job_specs()["spectra_train"],
+        "train_spectra_default": job_specs()["spectra_train"],
     }
     for path in jobs:
         if path.stem in stage_specs:

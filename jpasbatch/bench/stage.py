@@ -165,6 +165,7 @@ STAGES: dict[str, str | type[Stage]] = {
     "committee": "jpasbatch.bench.stages.committee:CommitteeStage",
     "transformer": "jpasbatch.bench.stages.transformer:TransformerStage",
     "spectral": "jpasbatch.bench.stages.spectral:SpectralStage",
+    "spectral_refine": "jpasbatch.bench.stages.spectral_refine:SpectralRefineStage",
     "vac": "jpasbatch.bench.stages.vac:VacStage",
     "templatefit": "jpasbatch.bench.stages.templatefit:TemplateFitStage",
 }

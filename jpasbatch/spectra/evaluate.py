@@ -10,6 +10,12 @@ Metrics (the papers' definitions):
 * ``Delta z = |z_p - z_t| / (1 + z_t)`` (its mean) and ``MAE = mean |z_p - z_t|``;
 * error calibration: the fraction with ``|z_p - z_t| <= k sigma_z``, k = 1, 2, 3
   (0.683, 0.954, 0.997 for Gaussian errors); and the robust fraction.
+
+With refinement (:mod:`jpasbatch.spectra.refine_stage`), :func:`stage_table`
+puts the network alone (``CLASS``, ``Z_NET``, ``Z_NET_ERR``) beside the
+refined answer (``SPECTYPE``, ``Z``, ``Z_ERR``) per true class: accuracy,
+|dv| below 1000 / 3000 / 6000 / 30000 km/s, catastrophic failures and the
+``Z_ERR`` calibration.
 """
 
 from __future__ import annotations
@@ -20,12 +26,17 @@ import numpy as np
 import pandas as pd
 
 from jpasbatch.classify.metrics import confusion_matrix
+from jpasbatch.errors import InputError
 from jpasbatch.spectra.emulate import CLASSES
 from jpasbatch.spectra.predict import C_KMS, SpectraModel, add_reference_columns
 from jpasbatch.spectra.store import SpectraStore
 
 #: |dv| thresholds of the FNet paper, km/s.
 DV_THRESHOLDS = (6000.0, 12000.0, 30000.0)
+#: |dv| thresholds of the network-vs-refined table, km/s (DESI's 1000 / 3000, FNet's 6000 ...).
+STAGE_DV = (1000.0, 3000.0, 6000.0, 30000.0)
+#: A catastrophic failure: the wrong class, or |dv| above this (km/s) for the true class.
+CATASTROPHIC_KMS = {"STAR": 1000.0, "GALAXY": 1000.0, "QSO": 3000.0}
 #: GaSNet-II good-fraction thresholds on Bias.
 GOOD_THRESHOLDS = {"GALAXY": 0.0015, "QSO": 0.015}
 
@@ -124,9 +135,12 @@ def redshift_metrics(z_pred, z_true, sigma=None, robust=None, good_threshold=Non
 
 def predict_store(
     model: SpectraModel, data: str | Path, split: str | None = "test", batch: int = 256,
-    progress: bool = True,
+    progress: bool = True, refine: bool = False, client=None,
 ) -> pd.DataFrame:  # fmt: skip
-    """Predictions for a prepared-spectra folder's ``split`` rows, joined to its labels."""
+    """Predictions for a prepared-spectra folder's ``split`` rows, joined to its labels.
+
+    ``refine``: add the template-fit refinement (Dask tasks on ``client`` if given).
+    """
     from tqdm import tqdm
 
     from jpasbatch.progress import disable as progress_disable
@@ -134,11 +148,20 @@ def predict_store(
     st = SpectraStore(data)
     idx = st.index
     rows = np.flatnonzero((idx["SPLIT"] == split).to_numpy()) if split else np.arange(len(idx))
-    parts = []
+    if rows.size == 0:
+        raise InputError(f"no rows with SPLIT == {split!r}", path=data, column="SPLIT")
+    parts, arrays = [], []
     for s in tqdm(range(0, len(rows), batch), desc="spectra", disable=progress_disable(progress)):
         r = rows[s : s + batch]
-        flux, _, good = st.arrays(r)
+        flux, ivar, good = st.arrays(r)
         parts.append(model.predict_arrays(flux, good))
+        if refine:
+            arrays.append((flux, np.where(good, ivar, 0.0).astype(np.float32), parts[-1]))
+    if refine:
+        from jpasbatch.spectra.refine_stage import merge, refine_batches
+
+        done = refine_batches(model.grid.wavelength, arrays, client, progress)
+        parts = [merge(p, d) for p, d in zip(parts, done, strict=True)]
     pred = pd.concat(parts, ignore_index=True)
     labels = idx.iloc[rows].reset_index(drop=True)
     labels = labels.rename(columns={"CLASS": "CLASS_TRUE", "Z": "Z_TRUE"})
@@ -178,8 +201,9 @@ def metrics_table(
             GOOD_THRESHOLDS[c],
         )
         rows.append({"model": f"GaSNet-II z_{c.lower()} (10 members)", "class": c, **m})
-        # the full pipeline: the predicted class's redshift (stars at 0)
-        m = redshift_metrics(t["Z"], t["Z_TRUE"], good_threshold=GOOD_THRESHOLDS[c])
+        # the full pipeline: the predicted class's redshift (stars at 0), the network's
+        z_net = t["Z_NET"] if "Z_NET" in t else t["Z"]
+        m = redshift_metrics(z_net, t["Z_TRUE"], good_threshold=GOOD_THRESHOLDS[c])
         rows.append({"model": "GaSNet-II pipeline (predicted class)", "class": c, **m})
         if c == "QSO" and "Z_FNET" in t:
             m = redshift_metrics(t["Z_FNET"], t["Z_TRUE"], good_threshold=GOOD_THRESHOLDS[c])
@@ -204,3 +228,59 @@ def comparison_table(summary: dict) -> pd.DataFrame:
             {"metric": label, "ours (emulated test)": summary.get(key)} | PAPER.get(key, {})
         )
     return pd.DataFrame(rows).set_index("metric")
+
+
+def stage_metrics(cls_pred, z_pred, z_err, cls_true, z_true) -> dict:
+    """Accuracy, |dv| fractions (:data:`STAGE_DV`), catastrophic fraction and Z_ERR calibration.
+
+    Rows of one true class or several; NaN errors count as outside every k sigma.
+    """
+    cls_pred, cls_true = np.asarray(cls_pred).astype(str), np.asarray(cls_true).astype(str)
+    z_pred, z_true = np.asarray(z_pred, float), np.asarray(z_true, float)
+    out: dict = {"n": int(z_true.size)}
+    if z_true.size == 0:
+        return out
+    right = cls_pred == cls_true
+    dv = np.abs(dv_kms(z_pred, z_true))
+    out["accuracy"] = float(np.mean(right))
+    for t in STAGE_DV:
+        out[f"dv{int(t)}"] = float(np.mean(dv < t))
+    limit = np.array([CATASTROPHIC_KMS.get(c, 1000.0) for c in cls_true])
+    out["catastrophic"] = float(np.mean(~right | ~(dv <= limit)))
+    if z_err is not None:
+        e = np.asarray(z_err, float)
+        with np.errstate(invalid="ignore"):
+            for k in (1, 2, 3):
+                out[f"within{k}"] = float(np.mean(np.abs(z_pred - z_true) <= k * e))
+        out["z_err_median"] = float(np.nanmedian(e)) if np.isfinite(e).any() else float("nan")
+    return out
+
+
+def stage_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Network alone and refined, side by side: one row per (stage, true class) and ``all``.
+
+    ``table`` has ``CLASS_TRUE`` and ``Z_TRUE`` (or ``CLASS_REF``, ``Z_REF``); the
+    network's columns (``CLASS``, ``Z_NET``, ``Z_NET_ERR``, or ``Z``, ``Z_ERR``
+    without refinement) and, if refined, ``SPECTYPE``, ``Z``, ``Z_ERR``, ``ZWARN``.
+    """
+    truth_c = "CLASS_TRUE" if "CLASS_TRUE" in table else "CLASS_REF"
+    truth_z = "Z_TRUE" if "Z_TRUE" in table else "Z_REF"
+    refined = "SPECTYPE" in table
+    stages = {"network": ("CLASS", "Z_NET" if refined else "Z",
+                          "Z_NET_ERR" if refined else "Z_ERR")}  # fmt: skip
+    if refined:
+        stages["refined"] = ("SPECTYPE", "Z", "Z_ERR")
+    known = table[truth_c].notna() & table[truth_z].notna()
+    t = table[known.to_numpy()]
+    rows = []
+    for stage, (c, z, e) in stages.items():
+        groups = [(cl, t[t[truth_c] == cl]) for cl in CLASSES] + [("all", t)]
+        for name, part in groups:
+            if part.empty:
+                continue
+            err = part[e] if e in part else None
+            m = stage_metrics(part[c], part[z], err, part[truth_c], part[truth_z])
+            if stage == "refined":
+                m["zwarn0"] = float(np.mean(part["ZWARN"].to_numpy() == 0))
+            rows.append({"stage": stage, "class": name, **m})
+    return pd.DataFrame(rows)

@@ -10,6 +10,10 @@ One row per spectrum:
     GaSNet-II's redshift for the predicted class: the mean of its regressors
     and their standard deviation (Eq. 8); 0 for stars. ``ROBUST`` is
     ``Z_ERR <= `` that regressor's validation MAE (the paper's Sec. 4.2.3).
+    With refinement (the default of :func:`predict_files`), ``Z`` and ``Z_ERR``
+    are the template fit's and the network's move to ``Z_NET``, ``Z_NET_ERR``;
+    ``SPECTYPE``, ``DELTACHI2``, ``ZWARN``, ``CHI2``, ``NPIXELS`` are added
+    (:mod:`jpasbatch.spectra.refine_stage`).
 ``Z_<CLASS>``, ``Z_<CLASS>_ERR``
     Every regressor ensemble's answer, whatever the predicted class (to use
     when the class is known from elsewhere).
@@ -165,59 +169,87 @@ def predict_spectra(
     batch_size: int = 256,
     progress: bool = True,
     options: ReadOptions | None = None,
+    refine: bool = False,
+    client=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read, resample and predict the spectra of ``paths``; returns (table, rejects).
 
     Files are read one at a time (:func:`~jpasbatch.spectra.prepare.prepare_files`,
     the same reading and rejects as ``jpasbatch spectra-prepare``) and predicted in
-    batches of at least ``batch_size`` spectra.
+    batches of at least ``batch_size`` spectra. ``refine``: refine each batch's
+    redshifts by the template fit, as Dask tasks on ``client`` if one is given
+    (:func:`jpasbatch.spectra.refine_stage.refine_batches`).
     """
     from tqdm import tqdm
 
     from jpasbatch.progress import disable as progress_disable
     from jpasbatch.spectra.prepare import prepare_files
 
-    parts, rejects, pending = [], [], []
+    parts, rejects, pending, arrays = [], [], [], []
 
     def flush() -> None:
         index = pd.concat([p[0] for p in pending], ignore_index=True)
-        flux, good = (np.concatenate([p[k] for p in pending]) for k in (1, 2))
-        parts.append(pd.concat([index, model.predict_arrays(flux, good)], axis=1))
+        flux, ivar, good = (np.concatenate([p[k] for p in pending]) for k in (1, 2, 3))
+        pred = model.predict_arrays(flux, good)
+        parts.append(pd.concat([index, pred], axis=1))
+        if refine:
+            arrays.append((flux, np.where(good, ivar, 0.0).astype(np.float32), pred))
         pending.clear()
 
     for path in tqdm(paths, desc="spectra", unit="file", disable=progress_disable(progress)):
-        index, flux, _, good, rej = prepare_files([path], model.grid, 1, options)
+        index, flux, ivar, good, rej = prepare_files([path], model.grid, 1, options)
         rejects.append(rej)
         if len(index):
-            pending.append((index, flux, good))
+            pending.append((index, flux, ivar, good))
         if sum(len(p[0]) for p in pending) >= batch_size:
             flush()
     if pending:
         flush()
     if not parts:
         raise InputError("no spectrum could be read from the inputs")
+    if refine:
+        parts = _refined(model, parts, arrays, client, progress)
     table = add_reference_columns(pd.concat(parts, ignore_index=True))
     return table, pd.concat(rejects, ignore_index=True)
 
 
+def _refined(model: SpectraModel, parts: list, arrays: list, client, progress: bool) -> list:
+    """Each part with the template-fit refinement of its batch merged in."""
+    from jpasbatch.spectra.refine_stage import merge, refine_batches
+
+    refined = refine_batches(model.grid.wavelength, arrays, client, progress)
+    return [merge(p, r) for p, r in zip(parts, refined, strict=True)]
+
+
 def predict_files(
     paths: Sequence[str | Path],
-    model_dir: str | Path,
+    model_dir: str | Path | None,
     out: str | Path,
     batch_size: int = 256,
     progress: bool = True,
     options: ReadOptions | None = None,
+    refine: bool = True,
+    client=None,
 ) -> tuple[Path, int, int]:
     """Predict the spectra in ``paths`` and write ``out`` (Parquet, CSV or FITS by suffix).
 
-    Returns the path and the numbers of spectra written and rejected (files and
-    spectra that could not be used, written to ``<out stem>_rejects.parquet``).
+    ``model_dir`` None: the shipped default (:data:`jpasbatch.defaults.SPECTRA`).
+    ``refine``: template-fit refinement of the redshifts (on ``client``'s Dask
+    cluster when given). Returns the path and the numbers of spectra written and
+    rejected (files and spectra that could not be used, written to
+    ``<out stem>_rejects.parquet``).
     """
+    if model_dir is None:
+        from jpasbatch.defaults import SPECTRA, default_model
+
+        model_dir = default_model(SPECTRA)
     model = SpectraModel.load(model_dir)
-    table, rejects = predict_spectra(model, paths, batch_size, progress, options)
+    table, rejects = predict_spectra(
+        model, paths, batch_size, progress, options, refine=refine, client=client
+    )
     from jpasbatch.provenance import provenance
 
-    meta = provenance(parameters={"model": str(Path(model_dir).resolve())})
+    meta = provenance(parameters={"model": str(Path(model_dir).resolve()), "refine": refine})
     path = write_table(table, out, meta)
     if len(rejects):
         write_table(rejects, rejects_path(out), meta)

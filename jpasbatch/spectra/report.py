@@ -20,6 +20,7 @@ from jpasbatch.spectra.evaluate import (
     dv_kms,
     gasnet_bias,
     metrics_table,
+    stage_table,
 )
 
 
@@ -160,7 +161,12 @@ def evaluation_report(table: pd.DataFrame, out: str | Path, val_mae: dict | None
         json.dumps({"summary": summary, "confusion": cm.tolist(), "val_mae": val_mae}, indent=2)
     )
     extra = []
-    for column in ("FAMILY", "SURVEY"):
+    stages = stage_table(table)
+    stages.to_csv(out / "network_vs_refined.csv", index=False)
+    first = (
+        [("Network alone and refined by the template fit", stages)] if "SPECTYPE" in table else []
+    )
+    for column in ("FAMILY", "SURVEY", "SET"):
         if column in table:
             b = breakdown(table, column, val_mae)
             b.to_csv(out / f"by_{column.lower()}.csv", index=False)
@@ -176,6 +182,7 @@ def evaluation_report(table: pd.DataFrame, out: str | Path, val_mae: dict | None
         out,
         title,
         [
+            *first,
             ("Ours beside the papers", comparison),
             ("Classification", [pd.DataFrame([summary]).filter(like="recall").assign(
                 accuracy=summary["accuracy"], n=summary["n"]), figs["confusion"]]),
@@ -186,4 +193,5 @@ def evaluation_report(table: pd.DataFrame, out: str | Path, val_mae: dict | None
             *extra,
         ],
     )  # fmt: skip
-    return {"summary": summary, "comparison": comparison, "per_class": per_class, "cm": cm}
+    return {"summary": summary, "comparison": comparison, "per_class": per_class, "cm": cm,
+            "stages": stages}  # fmt: skip

@@ -271,8 +271,24 @@ def _star_chi2(model: np.ndarray, f: np.ndarray, w: np.ndarray, fwf: np.ndarray)
     return np.maximum(fwf - gain[np.arange(f.shape[0]), best], 0.0), best
 
 
-def _refine(chi2: np.ndarray, z: np.ndarray):
-    """Parabola through the minimum and its neighbours: z, error, grid index."""
+def parabola_minimum(chi2: np.ndarray, z: np.ndarray):
+    """Parabola through each row's grid minimum and its two neighbours.
+
+    Parameters
+    ----------
+    chi2
+        ``(n, n_z)`` chi-square curves (inf: not evaluated).
+    z
+        The shared grid ``(n_z,)`` (any coordinate, e.g. z or ln(1 + z)).
+
+    Returns
+    -------
+    zbest, sigma, index
+        Vertex (the grid value where the minimum is at an edge or the parabola
+        is not convex), ``1 / sqrt(a)`` of ``chi2 = chi2_min + a (z - z0)^2``
+        (Delta chi2 = 1; NaN where there is no vertex) and the grid index of
+        the minimum.
+    """
     n = chi2.shape[0]
     rows = np.arange(n)
     i = np.argmin(chi2, axis=1)
@@ -300,15 +316,36 @@ def _pz(chi2: np.ndarray, z: np.ndarray, cmin: np.ndarray) -> np.ndarray:
         return (p / norm[:, None]).astype(np.float32)
 
 
-def _second_minimum(chi2: np.ndarray, z: np.ndarray, ibest: np.ndarray) -> np.ndarray:
-    """Whether another local minimum, > SECOND_DZ away, is within SECOND_DCHI2."""
+def second_minimum_gap(chi2: np.ndarray, ibest: np.ndarray, far: np.ndarray) -> np.ndarray:
+    """Chi2 of the lowest other local minimum minus that at ``ibest``, per row.
+
+    Parameters
+    ----------
+    chi2
+        ``(n, n_z)`` chi-square curves.
+    ibest
+        Index of each row's best minimum ``(n,)``.
+    far
+        ``(n, n_z)``: grid points far enough from the best to count as a
+        separate solution (not the same minimum's wings).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` gaps, inf where there is no other interior local minimum.
+    """
     inner = (chi2[:, 1:-1] < chi2[:, :-2]) & (chi2[:, 1:-1] <= chi2[:, 2:])
     local = np.zeros(chi2.shape, bool)
     local[:, 1:-1] = inner
+    cand = np.where(local & far, chi2, np.inf).min(axis=1)
+    return cand - chi2[np.arange(chi2.shape[0]), ibest]
+
+
+def _second_minimum(chi2: np.ndarray, z: np.ndarray, ibest: np.ndarray) -> np.ndarray:
+    """Whether another local minimum, > SECOND_DZ away, is within SECOND_DCHI2."""
     zb = z[ibest][:, None]
     far = np.abs(z[None, :] - zb) / (1 + zb) > SECOND_DZ
-    cand = np.where(local & far, chi2, np.inf).min(axis=1)
-    return cand - chi2[np.arange(chi2.shape[0]), ibest] < SECOND_DCHI2
+    return second_minimum_gap(chi2, ibest, far) < SECOND_DCHI2
 
 
 def _decide(
@@ -328,7 +365,7 @@ def _decide(
     for c in ("GALAXY", "QSO"):
         cz = chi2_z[c]
         chi2[c] = cz.min(axis=1)
-        z_class[c], zerr[c], ibest[c] = _refine(cz, z_grid[c])
+        z_class[c], zerr[c], ibest[c] = parabola_minimum(cz, z_grid[c])
         pz[c] = _pz(cz, z_grid[c], chi2[c])
     logn = np.log(np.maximum(n_bands, 1))
     bic = np.stack([chi2[c] + N_PARAMS[c] * logn for c in _FIT], axis=1)

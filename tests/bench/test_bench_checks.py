@@ -195,3 +195,18 @@ def test_transformer_goal_is_judged_without_the_ceiling():
         {"rows": [row, bf16 | {"per_s": 2100.0}, ceiling | {"per_s": 2500.0}]}
     )
     assert met is True
+
+
+def test_spectral_refine_check():
+    stage = get_stage("spectral_refine")
+    # class code, z, DELTACHI2 (the scan's; ours carries none)
+    peer = np.array([[1, 0.5, 100], [2, 2.0, 100], [0, 0.0, 100], [1, 0.3, 5]])
+    ours = peer.copy()
+    ours[:, 2] = 0
+    ours[3, 1] = 0.9  # the scan is not sure of this one: not counted
+    assert stage.compare(Outcome(ours), Outcome(peer), 4, 1) == 0.0
+    ours[0, 1] = 0.6  # one sure spectrum of three elsewhere: recorded, below the goal
+    assert stage.compare(Outcome(ours), Outcome(peer), 4, 1) == pytest.approx(1 / 3)
+    ours[1, 0] = 1  # two of three: broken, the run stops
+    with pytest.raises(BenchmarkMismatch, match="reaches the scan's minimum"):
+        stage.compare(Outcome(ours), Outcome(peer), 4, 1)
