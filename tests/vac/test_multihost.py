@@ -313,7 +313,8 @@ def test_vac_and_ray_task_across_namespaced_hosts(hosts, tmp_path, committee, ca
     # Dask: the VAC by address, against the one made in this process alone
     out = tmp / "vac-cluster"
     argv = ["infer", "--catalog", str(catalogue), "--model", str(model), "--out", str(out),
-            *"--templates none --class-from classifier --rows-per-partition 1000".split(),
+            *"--templates none --foundation none --class-from classifier".split(),
+            "--rows-per-partition", "1000",
             "--dask-address", sched]  # fmt: skip
     # the two jobs run at once, while this process makes its own answers
     dask_job = Driver(hosts, tmp, "dask_driver", DASK_DRIVER, [sched, *argv], env)
