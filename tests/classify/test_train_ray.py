@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from jpasbatch.classify.classifier import Classifier
@@ -60,6 +61,7 @@ def _checkpoints(run_dir):
     return sorted(run_dir.glob("checkpoint_*/state.json")) if run_dir.exists() else []
 
 
+@pytest.mark.slow  # `make test-slow`: keeps `make test` within 15 min on 2 cores
 def test_killed_run_resumes_from_its_last_checkpoint(ray_session, toy_mocks, tmp_path):
     fields = {"train": [str(toy_mocks)], "out": str(tmp_path), "name": "resume", "workers": 2,
               "epochs": 40, "patience": 40, "max_failures": 0, **ARCH}  # fmt: skip
@@ -90,6 +92,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(ray_session, toy_mocks, tmp
     np.testing.assert_array_equal(history["loss"][:done], [m["loss"] for m in last["history"]])
 
 
+@pytest.mark.slow  # `make test-slow`: keeps `make test` within 15 min on 2 cores
 def test_a_killed_worker_is_retried_from_the_checkpoint(ray_session, toy_mocks, tmp_path):
     import threading
 

@@ -69,6 +69,7 @@ def reference(dask_processes, workload, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # `make test-slow`: keeps `make test` within 15 min on 2 cores
 def test_a_killed_dask_worker_does_not_change_the_vac(
     dask_processes, workload, reference, tmp_path, wait_for
 ):
