@@ -49,3 +49,11 @@ class InputError(JpasBatchError, ValueError):
             where.append(f"row {row}")
         prefix = ", ".join(where)
         super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class RowConservationError(JpasBatchError):
+    """Rows in != rows kept (or written) + rows rejected: something was lost or duplicated.
+
+    One class for every stage that counts rows (ingest, the VAC), so that one
+    ``except`` catches a conservation failure wherever it happens.
+    """

@@ -45,7 +45,7 @@ from jpasbatch.catalog.partition import ZSTD_LEVEL, sort_by_spatial_index, write
 from jpasbatch.catalog.readers import ColumnMap, count_rows, iter_chunks
 from jpasbatch.catalog.schemas import HEALPIX_COLUMN, OBSERVED, REJECTS, with_astropy_units
 from jpasbatch.distributed import dask_client
-from jpasbatch.errors import JpasBatchError
+from jpasbatch.errors import JpasBatchError, RowConservationError
 from jpasbatch.progress import disable as progress_disable
 from jpasbatch.provenance import file_sha256, provenance
 
@@ -88,10 +88,6 @@ class IngestSummary:
             f"rejects:       {self.rejects}",
         ]
         return "\n".join(lines)
-
-
-class RowConservationError(JpasBatchError):
-    """Rows in != rows kept + rows rejected: something was lost or duplicated."""
 
 
 def ingest(

@@ -36,12 +36,12 @@ from jpasbatch import atomic
 from jpasbatch.catalog.margin import write_margin
 from jpasbatch.catalog.schemas import REJECTS
 from jpasbatch.distributed import tune_allocator
-from jpasbatch.errors import JpasBatchError
+from jpasbatch.errors import JpasBatchError, RowConservationError
 from jpasbatch.progress import disable as progress_disable
 from jpasbatch.provenance import file_sha256, provenance
 from jpasbatch.vac import arrays as zarr_arrays
 from jpasbatch.vac import baseline
-from jpasbatch.vac.kernel import RowConservationError, process_partition
+from jpasbatch.vac.kernel import process_partition
 from jpasbatch.vac.models import load_models, model_checksum
 from jpasbatch.vac.sources import (
     Partition,

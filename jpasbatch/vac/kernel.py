@@ -33,7 +33,7 @@ from jpasbatch.catalog.schemas import (
     astropy_string_lengths,
     with_astropy_units,
 )
-from jpasbatch.errors import InputError, JpasBatchError
+from jpasbatch.errors import InputError, RowConservationError
 from jpasbatch.filters import jpas
 from jpasbatch.photometry import flux_to_ab
 from jpasbatch.vac.models import ModelSet
@@ -52,10 +52,6 @@ _R_PIVOT = jpas()["rSDSS"].pivot_wavelength
 #: Input columns carried into the VAC by default, where the input has them: the
 #: identity of a row (a photometry file's ``ID`` and spectrum name) and its coordinates.
 DEFAULT_KEEP = ("ID", "SOURCE_ID", "SPECNAME", "SOURCE", "RA", "DEC")
-
-
-class RowConservationError(JpasBatchError):
-    """Input rows != VAC rows + rejected rows."""
 
 
 @dataclass

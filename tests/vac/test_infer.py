@@ -320,3 +320,24 @@ def test_vac_against_truth(vac, tmp_path):
     assert 0 < kept.sum() and rep["table"].iloc[-1]["n"] == kept.sum()
     page = rep["report"].read_text()
     assert "Metrics in observed r bins" in page and "true r" not in page
+
+
+def test_a_lost_vac_row_is_the_one_row_conservation_error(hats_catalogue, vac, tmp_path):
+    import shutil
+
+    from jpasbatch.catalog import ingest as ingest_module
+    from jpasbatch.errors import RowConservationError
+    from jpasbatch.vac.infer import _conserved, partitions
+
+    out, summary = vac
+    parts = partitions(hats_catalogue, 200_000)
+    assert _conserved(out, parts)["rows_vac"] == summary["rows_vac"]
+    broken = tmp_path / "vac"
+    shutil.copytree(out, broken)
+    path = broken / "dataset" / f"{parts[0].key}.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.slice(1), path)  # one row lost
+    with pytest.raises(RowConservationError, match="rows in"):
+        _conserved(broken, parts)
+    # ingest raises the same class: one except catches a loss in either stage
+    assert ingest_module.RowConservationError is RowConservationError
