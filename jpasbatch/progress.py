@@ -8,7 +8,14 @@ bars show only when stderr is a terminal; long stages also log a line per step
 
 from __future__ import annotations
 
+import sys
+
 
 def disable(progress: bool = True) -> bool | None:
     """tqdm's ``disable`` argument: ``None`` (a bar only on a terminal) or ``True`` (none)."""
     return None if progress else True
+
+
+def on_terminal(progress: bool = True) -> bool:
+    """Whether to draw the bars of a library that takes a plain flag (hats-import)."""
+    return progress and sys.stderr.isatty()

@@ -84,6 +84,8 @@ def test_job_on_engines_started_by_address(tmp_path, dask_processes, ray_head, b
     work = tmp_path / "work"
     for line in ("VAC", "QSO targets", "report"):
         assert line in res.stdout
+    # not a terminal: log lines, no progress-bar redraws (hats-import's margin bars included)
+    assert "\r" not in res.stdout + res.stderr
     state = json.loads((work / STATE).read_text())
     assert list(state["stages"]) == list(STAGES)
     summary = json.loads((work / "vac" / "vac_summary.json").read_text())

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -47,6 +46,7 @@ from jpasbatch.catalog.schemas import HEALPIX_COLUMN, OBSERVED, REJECTS, with_as
 from jpasbatch.distributed import dask_client
 from jpasbatch.errors import JpasBatchError, RowConservationError
 from jpasbatch.progress import disable as progress_disable
+from jpasbatch.progress import on_terminal
 from jpasbatch.provenance import file_sha256, provenance
 
 WORK = "_ingest_work"
@@ -393,7 +393,7 @@ def _import_arguments(
         # we decide fresh-vs-resume ourselves (hats-import would wipe `out`)
         resume=True,
         tmp_dir=str(work / "hats"),
-        progress_bar=progress and sys.stderr.isatty(),  # no \r redraws in log files
+        progress_bar=on_terminal(progress),  # no \r redraws in log files
         simple_progress_bar=True,
         addl_hats_properties={"jpasbatch_provenance": json.dumps(prov, separators=(",", ":"))},
     )

@@ -22,6 +22,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from jpasbatch.progress import on_terminal
+
 #: The margin catalogue's folder inside its catalogue.
 MARGIN = "margin"
 #: Default margin width: cross-matches up to this radius are complete (J-PAS
@@ -70,7 +72,7 @@ def write_margin(
         input_catalog_path=str(catalog),
         output_path=str(catalog),
         output_artifact_name=MARGIN,
-        progress_bar=progress,
+        progress_bar=on_terminal(progress),  # no \r redraws in log files
         simple_progress_bar=True,
         **width,
     )
