@@ -5,7 +5,7 @@ import json
 import pytest
 
 from benchmarks import run as bench
-from jpasbatch.photometry import PhotometryResult, SyntheticPhotometry
+from jpasbatch.physics.photometry import PhotometryResult, SyntheticPhotometry
 
 
 def test_tiny_photometry_benchmark_records_json_report_and_results_md(tmp_path):

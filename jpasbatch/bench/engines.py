@@ -18,7 +18,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-from jpasbatch.errors import JpasBatchError
+from jpasbatch.core.errors import JpasBatchError
 
 
 class WorkerSubset:

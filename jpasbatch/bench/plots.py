@@ -1,6 +1,6 @@
 """The bench's figures: throughput vs size and vs workers, ratio to the peer, projection.
 
-Built on ``matplotlib.figure.Figure`` (no pyplot state), like :mod:`jpasbatch.plots`.
+Built on ``matplotlib.figure.Figure`` (no pyplot state), like :mod:`jpasbatch.physics.plots`.
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ import json
 import os
 from pathlib import Path
 
-from jpasbatch import atomic
 from jpasbatch.bench import plots, scaling
 from jpasbatch.bench.spec import ClusterShape
 from jpasbatch.bench.stage import STAGES
+from jpasbatch.core import atomic
 
 STATUS = {True: "met", False: "**NOT met**", None: "not measurable here"}
 

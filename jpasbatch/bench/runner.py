@@ -27,7 +27,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from jpasbatch import atomic
 from jpasbatch.bench import scaling
 from jpasbatch.bench.core import (
     BenchmarkMismatch,
@@ -41,6 +40,7 @@ from jpasbatch.bench.engines import BenchEngines
 from jpasbatch.bench.memory import PeakMemory
 from jpasbatch.bench.spec import BenchSpec
 from jpasbatch.bench.stage import STAGES, Context, Stage, get_stage, remove, scratch
+from jpasbatch.core import atomic
 
 GB = 1e9
 #: Command-line text of Ray Train worker processes (how their memory is found).

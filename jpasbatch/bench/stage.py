@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
 
 from jpasbatch.bench.core import Outcome
-from jpasbatch.errors import JpasBatchError
+from jpasbatch.core.errors import JpasBatchError
 
 Engine = Literal["threads", "dask", "ray"]
 

@@ -37,17 +37,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from jpasbatch import atomic
 from jpasbatch.catalog.cuts import REASONS, QualityCuts, reject_reasons
 from jpasbatch.catalog.margin import MARGIN_ARCSEC, write_margin
 from jpasbatch.catalog.partition import ZSTD_LEVEL, sort_by_spatial_index, write_kept
 from jpasbatch.catalog.readers import ColumnMap, count_rows, iter_chunks
 from jpasbatch.catalog.schemas import HEALPIX_COLUMN, OBSERVED, REJECTS, with_astropy_units
-from jpasbatch.distributed import dask_client
-from jpasbatch.errors import JpasBatchError, RowConservationError
-from jpasbatch.progress import disable as progress_disable
-from jpasbatch.progress import on_terminal
-from jpasbatch.provenance import file_sha256, provenance
+from jpasbatch.core import atomic
+from jpasbatch.core.errors import JpasBatchError, RowConservationError
+from jpasbatch.core.progress import disable as progress_disable
+from jpasbatch.core.progress import on_terminal
+from jpasbatch.core.provenance import file_sha256, provenance
+from jpasbatch.distribute.dask import dask_client
 
 WORK = "_ingest_work"
 #: Input row of each kept row, carried in the intermediate files only.

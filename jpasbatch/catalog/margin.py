@@ -22,7 +22,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from jpasbatch.progress import on_terminal
+from jpasbatch.core.progress import on_terminal
 
 #: The margin catalogue's folder inside its catalogue.
 MARGIN = "margin"

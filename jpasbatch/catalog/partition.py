@@ -33,9 +33,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from jpasbatch import atomic
 from jpasbatch.catalog.schemas import HEALPIX_COLUMN
-from jpasbatch.errors import JpasBatchError
+from jpasbatch.core import atomic
+from jpasbatch.core.errors import JpasBatchError
 
 #: HEALPix order of ``_healpix_29``.
 SPATIAL_ORDER = 29
@@ -235,7 +235,7 @@ def partition(
     from hats.pixel_math.healpix_pixel import HealpixPixel
     from tqdm import tqdm
 
-    from jpasbatch.progress import disable as progress_disable
+    from jpasbatch.core.progress import disable as progress_disable
 
     order = args.mapping_healpix_order
     index = [pq.read_table(p, columns=[HEALPIX_COLUMN]).column(0).to_numpy() for p in kept_files]

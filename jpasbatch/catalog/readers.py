@@ -41,7 +41,7 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 
 from jpasbatch.catalog.schemas import BANDS, OBSERVED, conform, flux_column, relerr_column
-from jpasbatch.errors import InputError
+from jpasbatch.core.errors import InputError
 
 NBANDS = len(BANDS)
 #: NUMBER must be below this for TILE_ID * 1e6 + NUMBER to be unique.

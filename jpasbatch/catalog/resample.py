@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from jpasbatch import atomic
 from jpasbatch.catalog.cuts import QualityCuts, reject_reasons
 from jpasbatch.catalog.readers import MAX_NUMBER, read_catalogue, write_archive_like
 from jpasbatch.catalog.schemas import BANDS, OBSERVED, flux_column, relerr_column
-from jpasbatch.errors import JpasBatchError
+from jpasbatch.core import atomic
+from jpasbatch.core.errors import JpasBatchError
 
 #: Defects made, each the only one of its row, so that the cuts give it as the reason.
 DEFECTS = (
@@ -135,7 +135,7 @@ def resample_catalogue(
     -------
     ResampleSummary
     """
-    from jpasbatch.distributed import dask_client, gather
+    from jpasbatch.distribute.dask import dask_client, gather
 
     if not 0 < rows_per_file < MAX_NUMBER:
         raise JpasBatchError(f"rows_per_file must be below {MAX_NUMBER:,}, got {rows_per_file}")

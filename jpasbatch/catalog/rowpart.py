@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from jpasbatch import atomic
 from jpasbatch.catalog.schemas import conform, with_astropy_units
+from jpasbatch.core import atomic
 
 # a leading underscore keeps pyarrow and dask dataset discovery from reading it as data
 PROPERTIES = "_properties.json"

@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jpasbatch.errors import InputError
-from jpasbatch.filters import jpas
+from jpasbatch.core.errors import InputError
+from jpasbatch.physics.filters import jpas
 
 #: The J-PAS bands, in archive order: the order of every per-band column.
 BANDS: tuple[str, ...] = tuple(jpas().names)

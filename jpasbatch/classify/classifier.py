@@ -2,7 +2,7 @@
 
 ``model.safetensors`` holds the committee's weights and ``model.json`` its card
 (architecture, feature scaling, temperature, prior, training metadata; see
-:mod:`jpasbatch.modelio`): no pickle, so a model file from anywhere is safe to
+:mod:`jpasbatch.core.modelio`): no pickle, so a model file from anywhere is safe to
 load, and a model trained under Ray on a cluster loads on a laptop or a GPU
 machine without Ray.
 """
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jpasbatch import modelio
 from jpasbatch.classify.calibrate import apply_prior, apply_temperature
 from jpasbatch.classify.features import FeatureScaler
 from jpasbatch.classify.model import CommitteeMLP, committee_probabilities
+from jpasbatch.core import modelio
 
 #: The model card's ``kind`` (it tells a classifier from other models named ``model``).
 KIND = "jpasbatch.classify.Classifier"
@@ -72,7 +72,8 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | Path) -> Classifier:
-        """A classifier from its card, weights or name (:func:`~jpasbatch.modelio.model_paths`)."""
+        """A classifier from its card, weights or name
+        (:func:`~jpasbatch.core.modelio.model_paths`)."""
         tensors, card = modelio.load_model(path, _CARD_KEYS, kind=KIND)
         model = CommitteeMLP(**card["hparams"])
         model.load_state_dict(tensors)

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from jpasbatch.catalog.cuts import photometry_arrays
 from jpasbatch.catalog.schemas import BANDS, CLASSES
-from jpasbatch.errors import InputError
+from jpasbatch.core.errors import InputError
 
 _PHOT = [f"FLUX_{b}" for b in BANDS] + [f"FLUX_RELERR_{b}" for b in BANDS]
 #: The evaluation protocols: class abundances of the sky, or of miniJPAS QSO III's

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jpasbatch import modelio
 from jpasbatch.catalog.schemas import BANDS
 from jpasbatch.classify import forest
 from jpasbatch.classify.classifier import Classifier
 from jpasbatch.classify.data import LabelledSet, Protocol, read_labelled
 from jpasbatch.classify.forest import ForestClassifier
-from jpasbatch.errors import InputError
+from jpasbatch.core import modelio
+from jpasbatch.core.errors import InputError
 
 #: Test F1 of ANN1 on mocks in r bins 17-20, 20-22.5, 22.5-23.6 (miniJPAS QSO III).
 PAPER_F1 = {
@@ -107,7 +107,7 @@ def evaluate_models(
 def report_model(out: Path, model, data: LabelledSet, title: str, protocol: Protocol) -> dict:
     """The evaluation report of one model on one labelled set (``classification_report``)."""
     from jpasbatch.classify.report import classification_report
-    from jpasbatch.plots import TRUE_R
+    from jpasbatch.physics.plots import TRUE_R
 
     p, d, w = predict(model, data, protocol)
     with np.errstate(divide="ignore"):

@@ -135,7 +135,7 @@ class FeatureScaler:
 
 @cache
 def _band_order() -> tuple[np.ndarray, np.ndarray]:
-    from jpasbatch.filters import jpas
+    from jpasbatch.physics.filters import jpas
 
     pivot = np.array([b.pivot_wavelength for b in jpas()])
     order = np.argsort(pivot)

@@ -2,7 +2,7 @@
 
 Saved as ``forest.skops`` (the forest, through skops: no pickle) and
 ``forest.json`` (its card: feature scaling, prior, training metadata and the
-SHA-256 of ``forest.skops``; see :mod:`jpasbatch.modelio`).
+SHA-256 of ``forest.skops``; see :mod:`jpasbatch.core.modelio`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import numpy as np
 import skops.io
 from sklearn.ensemble import RandomForestClassifier
 
-from jpasbatch import modelio
 from jpasbatch.classify.calibrate import apply_prior
 from jpasbatch.classify.features import FeatureScaler
-from jpasbatch.errors import InputError
+from jpasbatch.core import modelio
+from jpasbatch.core.errors import InputError
 
 #: The model card's ``kind``.
 KIND = "jpasbatch.classify.ForestClassifier"

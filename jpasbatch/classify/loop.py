@@ -1,7 +1,7 @@
 """The committee's per-worker training loop: plain PyTorch, with or without Ray Train.
 
 :func:`train_loop_per_worker` takes one config dict (Ray Train's convention);
-the few Ray calls live in :mod:`jpasbatch.raytrain`, so without ``config["ray"]``
+the few Ray calls live in :mod:`jpasbatch.distribute.ray`, so without ``config["ray"]``
 the same function trains in this process (how the GPU machines, which have no
 Ray, run it).
 
@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from jpasbatch.classify.classifier import Classifier
 from jpasbatch.classify.data import read_labelled, training_weights
 from jpasbatch.classify.features import FeatureScaler
-from jpasbatch.classify.metrics import confusion_matrix, weighted_f1
 from jpasbatch.classify.model import CommitteeMLP, committee_probabilities
-from jpasbatch.raytrain import global_steps, load_state, prepare, rank_world, save_state
+from jpasbatch.core.metrics import confusion_matrix, weighted_f1
+from jpasbatch.distribute.ray import global_steps, load_state, prepare, rank_world, save_state
 
 #: Defaults of the loop's config dict (the launcher's spec fills them in).
 DEFAULTS: dict = {

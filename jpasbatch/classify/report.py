@@ -1,9 +1,9 @@
 """Figures, tables and one self-contained HTML page describing a classifier.
 
 Figures are built on ``matplotlib.figure.Figure`` directly rather than pyplot,
-like :mod:`jpasbatch.plots`: no global backend state, so reports can be written
+like :mod:`jpasbatch.physics.plots`: no global backend state, so reports can be written
 from Dask or Ray workers and on machines without a display. The numbers all
-come from :mod:`jpasbatch.classify.metrics`.
+come from :mod:`jpasbatch.core.metrics`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from jpasbatch.classify import metrics
-from jpasbatch.plots import OBSERVED_R, _save, class_colour
+from jpasbatch.core import metrics
+from jpasbatch.physics.plots import OBSERVED_R, _save, class_colour
 
 _MODEL_STYLES = ("-", "--", ":", "-.")
 
@@ -30,7 +30,7 @@ def _names(k: int) -> tuple[str, ...]:
 
 
 def _colour(c: int, k: int = len(metrics.CLASSES)) -> str:
-    """The shared colour (:data:`jpasbatch.plots.CLASS_COLOURS`) of class ``c`` of ``k``."""
+    """The shared colour (:data:`jpasbatch.physics.plots.CLASS_COLOURS`) of class ``c`` of ``k``."""
     return class_colour(_names(k)[c], c)
 
 
@@ -151,7 +151,8 @@ def plot_f1_vs_mag(
         The bins of ``paper``; defaults to :data:`metrics.MAGNITUDE_BINS`.
     mag_label : str
         The x-axis label, naming which r the tables were binned by:
-        :data:`jpasbatch.plots.OBSERVED_R` (default) or :data:`jpasbatch.plots.TRUE_R`.
+        :data:`jpasbatch.physics.plots.OBSERVED_R` (default) or
+        :data:`jpasbatch.physics.plots.TRUE_R`.
     """
     fig = Figure(figsize=(7.5, 4.5))
     ax = fig.subplots()
@@ -378,8 +379,8 @@ def classification_report(
     mag : ndarray, shape (N,)
         r magnitude for the binned tables.
     mag_label : str
-        Which r ``mag`` is, for axes and headings: :data:`jpasbatch.plots.OBSERVED_R`
-        (default; the survey's measurement) or :data:`jpasbatch.plots.TRUE_R`
+        Which r ``mag`` is, for axes and headings: :data:`jpasbatch.physics.plots.OBSERVED_R`
+        (default; the survey's measurement) or :data:`jpasbatch.physics.plots.TRUE_R`
         (a simulation's truth, e.g. the mocks' ``MAG_R``).
     snr : ndarray, shape (N,), optional
         S/N for the entropy figure.

@@ -29,9 +29,9 @@ from jpasbatch.classify.data import parquet_files, read_labelled, training_weigh
 from jpasbatch.classify.features import REFERENCE, FeatureScaler
 from jpasbatch.classify.forest import ForestClassifier
 from jpasbatch.classify.loop import train_loop_per_worker
-from jpasbatch.classify.metrics import expected_calibration_error
 from jpasbatch.classify.model import CommitteeMLP
-from jpasbatch.raytrain import fit
+from jpasbatch.core.metrics import expected_calibration_error
+from jpasbatch.distribute.ray import fit
 
 
 class TrainSpec(BaseModel):

@@ -32,12 +32,12 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from jpasbatch.catalog.schemas import CLASSES
-from jpasbatch.classify import metrics
 from jpasbatch.classify.data import from_table
 from jpasbatch.classify.evaluate import load_model, predict
 from jpasbatch.classify.train import TrainSpec, train
+from jpasbatch.core import metrics
+from jpasbatch.core.provenance import provenance
 from jpasbatch.mocks.pipeline import MocksConfig, make_mocks
-from jpasbatch.provenance import provenance
 from jpasbatch.sim.spectral_families import FAMILIES, class_of
 
 #: r bins of the per-magnitude completeness of the held-out family.

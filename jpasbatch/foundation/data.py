@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from jpasbatch.catalog.schemas import EXTERNAL
 from jpasbatch.classify.data import parquet_files
-from jpasbatch.errors import InputError
+from jpasbatch.core.errors import InputError
 from jpasbatch.foundation.tokens import vocabulary
 
 #: Label and bookkeeping columns read with the tokens when present.

@@ -2,7 +2,7 @@
 
 * **Classification**: balanced purity / completeness / F1 from the
   row-normalised confusion matrix (Eqs. 4-7; the confusion-matrix and balanced
-  purity kernels are :mod:`jpasbatch.classify.metrics`'), in sliding i-band
+  purity kernels are :mod:`jpasbatch.core.metrics`'), in sliding i-band
   windows (centres every 0.3 mag, half-width 0.3, as OJALA's Fig. 3), for the
   three OJALA classes (QSO = QSO_LOW + QSO_HIGH) and for our four; the weighted
   F1 gives every class the same weight (inverse-frequency weights).
@@ -24,9 +24,9 @@ import pandas as pd
 import pyarrow as pa
 
 from jpasbatch.catalog.schemas import CLASSES
-from jpasbatch.classify.metrics import balanced_purity, confusion_matrix, purity_completeness
-from jpasbatch.filters import jpas
-from jpasbatch.photometry import flux_to_ab
+from jpasbatch.core.metrics import balanced_purity, confusion_matrix, purity_completeness
+from jpasbatch.physics.filters import jpas
+from jpasbatch.physics.photometry import flux_to_ab
 
 #: OJALA's three classes and how ours map onto them.
 OJALA_CLASSES = ("STAR", "GALAXY", "QSO")

@@ -1,7 +1,7 @@
 """The foundation model's per-worker training loop: plain PyTorch, with or without Ray Train.
 
 :func:`train_loop_per_worker` takes one config dict (Ray Train's convention);
-the few Ray calls live in :mod:`jpasbatch.raytrain`, so without
+the few Ray calls live in :mod:`jpasbatch.distribute.ray`, so without
 ``config["ray"]`` the same function trains in this process.
 
 Each step draws a batch of training objects by inverse-density sampling
@@ -25,7 +25,8 @@ import time
 import numpy as np
 import torch
 
-from jpasbatch.classify.metrics import confusion_matrix, weighted_f1
+from jpasbatch.core.metrics import confusion_matrix, weighted_f1
+from jpasbatch.distribute.ray import global_steps, load_state, prepare, rank_world, save_state
 from jpasbatch.foundation.data import class_index, read_rows, read_unlabelled
 from jpasbatch.foundation.evaluate import photoz_stats
 from jpasbatch.foundation.masking import observation_context, sample_masks, token_weights
@@ -34,7 +35,6 @@ from jpasbatch.foundation.objective import Objective
 from jpasbatch.foundation.predict import decode_outputs, run_model
 from jpasbatch.foundation.sampling import sampling_weights
 from jpasbatch.foundation.tokens import TokenArrays, TokenNorm, encode_table, token_index
-from jpasbatch.raytrain import global_steps, load_state, prepare, rank_world, save_state
 
 #: Defaults of the loop's config dict (the launcher's spec fills them in).
 DEFAULTS: dict = {

@@ -27,9 +27,9 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from jpasbatch import modelio
 from jpasbatch.catalog.schemas import CLASSES, PHYSICAL_LABELS
-from jpasbatch.errors import InputError
+from jpasbatch.core import modelio
+from jpasbatch.core.errors import InputError
 from jpasbatch.foundation.masking import label_mask
 from jpasbatch.foundation.model import FoundationModel, split_outputs
 from jpasbatch.foundation.tokens import (

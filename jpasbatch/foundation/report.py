@@ -51,7 +51,7 @@ def _fig_png(fig) -> str:
 def _plot_classification(results: dict, models: list[str], suffix: str = ""):
     from matplotlib.figure import Figure
 
-    from jpasbatch.plots import CLASS_COLOURS
+    from jpasbatch.physics.plots import CLASS_COLOURS
 
     fig = Figure(figsize=(13, 3.3 * len(models)))
     axes = fig.subplots(len(models), 4, squeeze=False)
@@ -188,7 +188,7 @@ def evaluation_report(
     """
     from tqdm import tqdm
 
-    from jpasbatch.progress import disable as progress_disable
+    from jpasbatch.core.progress import disable as progress_disable
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

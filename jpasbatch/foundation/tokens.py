@@ -35,8 +35,8 @@ from jpasbatch.catalog.schemas import (
     MORPH_TYPES,
     PHYSICAL_LABELS,
 )
-from jpasbatch.filters import extra_bands, jpas
-from jpasbatch.photometry import C_ANGSTROM
+from jpasbatch.physics.filters import extra_bands, jpas
+from jpasbatch.physics.photometry import C_ANGSTROM
 
 #: The reference band of the narrow-band ratios.
 REFERENCE_BAND = "iSDSS"

@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from jpasbatch.core.provenance import provenance
+from jpasbatch.distribute.ray import fit
 from jpasbatch.foundation.data import read_rows
 from jpasbatch.foundation.loop import train_loop_per_worker
 from jpasbatch.foundation.model import FULL_SIZE, FoundationModel, count_parameters
 from jpasbatch.foundation.predict import FoundationPredictor
 from jpasbatch.foundation.tokens import TokenNorm, encode_table, token_frequencies
-from jpasbatch.provenance import provenance
-from jpasbatch.raytrain import fit
 
 
 class FoundationSpec(BaseModel):

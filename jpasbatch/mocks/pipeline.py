@@ -31,17 +31,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from jpasbatch.catalog.cuts import photometry_arrays
 from jpasbatch.catalog.rowpart import write_partition, write_properties
 from jpasbatch.catalog.schemas import BANDS, FAMILY_FIELD, MOCK, MOCK_EXT, PHYSICAL_LABELS
-from jpasbatch.distributed import dask_client, gather
-from jpasbatch.filters import jpas
+from jpasbatch.core.provenance import provenance
+from jpasbatch.distribute.dask import dask_client, gather
 from jpasbatch.mocks.augment import (
     balanced_split,
     drop_bands,
     hybridise,
     inverse_density_weights,
 )
-from jpasbatch.mocks.noise import observe
 from jpasbatch.mocks.similarity import FluxEmbedder, assign_errors
-from jpasbatch.provenance import provenance
+from jpasbatch.physics.filters import jpas
+from jpasbatch.physics.noise import observe
 from jpasbatch.sim.families import world
 from jpasbatch.sim.populations import PopulationParams, expected_counts, sample_population
 from jpasbatch.sim.spectral_families import FamilyMix, check_families
@@ -350,7 +350,7 @@ def make_mocks(
     observed
         The ingested observed catalogue; required by the ``similarity`` model.
     client, address, n_workers
-        The Dask cluster (see :func:`jpasbatch.distributed.dask_client`).
+        The Dask cluster (see :func:`jpasbatch.distribute.dask.dask_client`).
     """
     config = config or MocksConfig()
     out = Path(out)

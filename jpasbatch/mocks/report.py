@@ -3,7 +3,7 @@
 The headline number is the KS distance between observed and mock distributions
 of log10(S/N) per band, measured *at fixed magnitude*: S/N depends mostly on
 brightness, so pooling all objects would mix a wrong magnitude distribution
-into the error-law comparison. Figures follow :mod:`jpasbatch.plots`: built on
+into the error-law comparison. Figures follow :mod:`jpasbatch.physics.plots`: built on
 ``matplotlib.figure.Figure``, never pyplot.
 """
 
@@ -18,10 +18,10 @@ from matplotlib.figure import Figure
 from scipy.stats import ks_2samp
 
 from jpasbatch.catalog.schemas import BANDS, CLASSES
-from jpasbatch.errors import InputError
-from jpasbatch.mocks.noise import pivot_wavelengths
-from jpasbatch.photometry import flux_to_ab
-from jpasbatch.plots import _save
+from jpasbatch.core.errors import InputError
+from jpasbatch.physics.noise import pivot_wavelengths
+from jpasbatch.physics.photometry import flux_to_ab
+from jpasbatch.physics.plots import _save
 
 #: A bin enters the KS mean only with at least this many objects in both catalogues.
 MIN_PER_BIN = 20

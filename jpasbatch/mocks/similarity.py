@@ -21,10 +21,10 @@ from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 from torch import nn
 
-from jpasbatch import modelio
 from jpasbatch.catalog.schemas import BANDS
-from jpasbatch.filters import jpas
-from jpasbatch.photometry import flux_to_ab
+from jpasbatch.core import modelio
+from jpasbatch.physics.filters import jpas
+from jpasbatch.physics.photometry import flux_to_ab
 
 #: The model card's ``kind``.
 _KIND = "jpasbatch.mocks.FluxEmbedder"
@@ -164,7 +164,7 @@ class FluxEmbedder(nn.Module):
         return torch.cat(z).numpy() if z else np.empty((0, self.config["embed_dim"]), np.float32)
 
     def save(self, path: str | Path) -> Path:
-        """Write ``NAME.safetensors`` + the card ``NAME.json`` (:mod:`jpasbatch.modelio`)."""
+        """Write ``NAME.safetensors`` + the card ``NAME.json`` (:mod:`jpasbatch.core.modelio`)."""
         card = {"kind": _KIND, "config": self.config}
         return modelio.save_model(path, self.state_dict(), card)
 

@@ -30,12 +30,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from jpasbatch import atomic
 from jpasbatch.catalog.readers import write_archive_like
 from jpasbatch.catalog.schemas import BANDS, EXTERNAL, OBSERVED
-from jpasbatch.distributed import dask_client, gather
-from jpasbatch.mocks.noise import observe
-from jpasbatch.provenance import provenance
+from jpasbatch.core import atomic
+from jpasbatch.core.provenance import provenance
+from jpasbatch.distribute.dask import dask_client, gather
+from jpasbatch.physics.noise import observe
 from jpasbatch.sim.families import LINES, world
 from jpasbatch.sim.populations import PopulationParams, sample_population
 from jpasbatch.sim.spectral_families import FamilyMix, check_families

@@ -19,7 +19,7 @@ way and a model can use them in both.
   the QSO slope from different distributions (:data:`IR_RECIPES`), the way a
   model's infrared differs from the sky's.
 * Noise: total (model) fluxes observed at the Legacy Surveys DR9 and unWISE
-  depths with :func:`jpasbatch.mocks.noise.observe` (no aperture losses:
+  depths with :func:`jpasbatch.physics.noise.observe` (no aperture losses:
   these are model fluxes, unlike the J-PAS 3 arcsec apertures).
 * **MORPH_TYPE**: PSF for point sources (half-light radius below 0.2 arcsec),
   DEV for early-type galaxies, EXP for spirals, REX for star-bursts and small
@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 
 from jpasbatch.catalog.schemas import BANDS, EXTERNAL_BANDS, MORPH_TYPES
-from jpasbatch.filters import extra_bands, jpas
-from jpasbatch.mocks.noise import observe
-from jpasbatch.photometry import C_ANGSTROM
+from jpasbatch.physics.filters import extra_bands, jpas
+from jpasbatch.physics.noise import observe
+from jpasbatch.physics.photometry import C_ANGSTROM
 
 __all__ = ["EXTERNAL_BANDS", "MORPH_TYPES", "external_columns", "external_from_truth"]
 #: 5-sigma AB depths: DECaLS DR9 median point-source depths (g 24.0, r 23.4, z 22.5)

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jpasbatch.photometry import SyntheticPhotometry, flux_to_ab
+from jpasbatch.physics.photometry import SyntheticPhotometry, flux_to_ab
+from jpasbatch.physics.templates import kcorrect_galaxies, pickles, redrock_basis
 from jpasbatch.sim.sedgrid import BasisPhotometryGrid
-from jpasbatch.templates import kcorrect_galaxies, pickles, redrock_basis
 
 WORLDS = ("observed", "simulated")
 #: Rest-frame vacuum wavelengths of the lines whose equivalent widths are truth labels.

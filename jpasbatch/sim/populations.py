@@ -26,8 +26,8 @@ import pandas as pd
 from astropy.cosmology import Planck18
 from scipy import special
 
-from jpasbatch.filters import jpas
-from jpasbatch.igm import igm_transmission
+from jpasbatch.physics.filters import jpas
+from jpasbatch.physics.igm import igm_transmission
 
 CLASSES = ("STAR", "GALAXY", "QSO_LOW", "QSO_HIGH")
 #: QSO_HIGH is z >= 2.1, where Lyman alpha enters the J-PAS blue bands (miniJPAS QSO III).

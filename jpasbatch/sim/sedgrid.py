@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jpasbatch.igm import igm_transmission
-from jpasbatch.photometry import SyntheticPhotometry
+from jpasbatch.physics.igm import igm_transmission
+from jpasbatch.physics.photometry import SyntheticPhotometry
 
 
 @dataclass

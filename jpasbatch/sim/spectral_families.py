@@ -41,12 +41,12 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from jpasbatch.igm import igm_transmission
-from jpasbatch.photometry import SyntheticPhotometry
+from jpasbatch.physics.igm import igm_transmission
+from jpasbatch.physics.photometry import SyntheticPhotometry
+from jpasbatch.physics.templates import _data_file, kcorrect_galaxies, pickles, redrock_basis
 from jpasbatch.sim import effects
 from jpasbatch.sim.families import TEFF, _nearest_type, galaxy_type_pools, kcorrect_alpha
 from jpasbatch.sim.populations import _distances
-from jpasbatch.templates import _data_file, kcorrect_galaxies, pickles, redrock_basis
 
 #: Rest-frame grid: 400-12500 A in steps of dln(lambda) = 1e-3 (300 km/s, ~5 A at 5000 A,
 #: fine for bands of ~145 A); 400 A reaches the bluest J-PAS band at z = 7.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jpasbatch.filters import TRAYS, jpas, read_archive_csv
+from jpasbatch.physics.filters import TRAYS, jpas, read_archive_csv
 
 #: Side of a miniJPAS (JPAS-Pathfinder) pointing, degrees: 0.27 deg2 each.
 TILE_SIDE_DEG = 0.52

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyarrow as pa
 
-from jpasbatch.errors import InputError
+from jpasbatch.core.errors import InputError
 from jpasbatch.spectra.readers import ReadOptions, read_spectra
 from jpasbatch.spectra.spectrum import Spectrum
 

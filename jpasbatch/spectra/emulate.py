@@ -40,7 +40,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from jpasbatch.igm import igm_transmission
+from jpasbatch.physics.igm import igm_transmission
+from jpasbatch.physics.templates import kcorrect_galaxies, pickles, redrock_basis
 from jpasbatch.spectra import store
 from jpasbatch.spectra.grid import COMMON_GRID, LogGrid, median_snr
 from jpasbatch.spectra.instrument import (
@@ -53,7 +54,6 @@ from jpasbatch.spectra.instrument import (
     sky_spectrum,
     throughput,
 )
-from jpasbatch.templates import kcorrect_galaxies, pickles, redrock_basis
 
 #: The three classes of the spectral models, in output order.
 CLASSES = ("STAR", "GALAXY", "QSO")
@@ -355,7 +355,7 @@ def emulate(config: EmulateConfig, out: str | Path, client=None, progress: bool 
     out
         Output folder (the :mod:`jpasbatch.spectra.store` layout).
     client
-        A Dask client; default: a local cluster (:func:`jpasbatch.distributed.dask_client`).
+        A Dask client; default: a local cluster (:func:`jpasbatch.distribute.dask.dask_client`).
     progress
         Show a progress bar.
 
@@ -364,8 +364,8 @@ def emulate(config: EmulateConfig, out: str | Path, client=None, progress: bool 
     dict
         The summary written to ``out/summary.json``.
     """
-    from jpasbatch.distributed import dask_client, gather
-    from jpasbatch.provenance import provenance
+    from jpasbatch.core.provenance import provenance
+    from jpasbatch.distribute.dask import dask_client, gather
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

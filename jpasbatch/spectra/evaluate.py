@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jpasbatch.classify.metrics import confusion_matrix
-from jpasbatch.errors import InputError
+from jpasbatch.core.errors import InputError
+from jpasbatch.core.metrics import confusion_matrix
 from jpasbatch.spectra.emulate import CLASSES
 from jpasbatch.spectra.predict import C_KMS, SpectraModel, add_reference_columns
 from jpasbatch.spectra.store import SpectraStore
@@ -143,7 +143,7 @@ def predict_store(
     """
     from tqdm import tqdm
 
-    from jpasbatch.progress import disable as progress_disable
+    from jpasbatch.core.progress import disable as progress_disable
 
     st = SpectraStore(data)
     idx = st.index

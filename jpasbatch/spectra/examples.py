@@ -17,8 +17,8 @@ import astropy.units as u
 import numpy as np
 from astropy.io import fits
 
+from jpasbatch.physics.templates import bundled_demo_set
 from jpasbatch.spectra.masks import SPPIXMASK
-from jpasbatch.templates import bundled_demo_set
 
 #: BOSS wavelength grid: log10 steps of 1e-4 from 3600 to 10300 A.
 BOSS_LOGLAM = np.arange(np.log10(3600.0), np.log10(10300.0), 1e-4)

@@ -16,7 +16,7 @@ folder (:mod:`jpasbatch.spectra.store` with ``CLASS``, ``Z`` and ``SPLIT``):
     clipping, learning rate x0.1 at 75 / 85 / 90 % of the epochs (the paper's
     epochs 75, 85, 90 of 100).
 
-The few Ray calls live in :mod:`jpasbatch.raytrain`; every epoch checkpoints
+The few Ray calls live in :mod:`jpasbatch.distribute.ray`; every epoch checkpoints
 the whole state (weights, optimiser, epoch, best weights, history) so a rerun
 resumes exactly, and without ``config["ray"]`` the same function runs in this
 process (the GPU machines have no Ray).
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jpasbatch.raytrain import global_steps, load_state, prepare, rank_world, save_state
+from jpasbatch.distribute.ray import global_steps, load_state, prepare, rank_world, save_state
 from jpasbatch.spectra.emulate import CLASSES
 from jpasbatch.spectra.fnet import FNet
 from jpasbatch.spectra.gasnet import Z_RANGE, GaSNetEnsemble, huber

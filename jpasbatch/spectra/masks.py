@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from jpasbatch.errors import InputError
+from jpasbatch.core.errors import InputError
 
 #: SDSS ``SPPIXMASK``: bit name -> bit number (bits 0-15 per fibre, 16-31 per pixel).
 SPPIXMASK: dict[str, int] = {

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from jpasbatch.errors import InputError
-from jpasbatch.photometry import SyntheticPhotometry
+from jpasbatch.core.errors import InputError
+from jpasbatch.physics.photometry import SyntheticPhotometry
 from jpasbatch.spectra.batch import Reject, read_files
 from jpasbatch.spectra.readers import ReadOptions
 from jpasbatch.spectra.spectrum import Spectrum
@@ -193,8 +193,8 @@ def add_depth_noise(table: pa.Table, bands: list[str], seed: int) -> pa.Table:
     measured flux, ``FLUX_RELERR_<BAND>`` is added, ``MAG_<BAND>`` is recomputed.
     """
     from jpasbatch.catalog.schemas import BANDS
-    from jpasbatch.mocks.noise import observe, pivot_wavelengths
-    from jpasbatch.photometry import flux_to_ab
+    from jpasbatch.physics.noise import observe, pivot_wavelengths
+    from jpasbatch.physics.photometry import flux_to_ab
     from jpasbatch.sim.survey import reference_tiles
 
     unknown = [b for b in bands if b not in BANDS]

@@ -40,8 +40,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from jpasbatch import atomic
-from jpasbatch.errors import InputError
+from jpasbatch.core import atomic
+from jpasbatch.core.errors import InputError
 from jpasbatch.spectra.gasnet import Z_RANGE, ensemble_statistics
 from jpasbatch.spectra.grid import LogGrid, network_input
 from jpasbatch.spectra.instrument import C_KMS
@@ -182,7 +182,7 @@ def predict_spectra(
     """
     from tqdm import tqdm
 
-    from jpasbatch.progress import disable as progress_disable
+    from jpasbatch.core.progress import disable as progress_disable
     from jpasbatch.spectra.prepare import prepare_files
 
     parts, rejects, pending, arrays = [], [], [], []
@@ -233,21 +233,21 @@ def predict_files(
 ) -> tuple[Path, int, int]:
     """Predict the spectra in ``paths`` and write ``out`` (Parquet, CSV or FITS by suffix).
 
-    ``model_dir`` None: the shipped default (:data:`jpasbatch.defaults.SPECTRA`).
+    ``model_dir`` None: the shipped default (:data:`jpasbatch.core.defaults.SPECTRA`).
     ``refine``: template-fit refinement of the redshifts (on ``client``'s Dask
     cluster when given). Returns the path and the numbers of spectra written and
     rejected (files and spectra that could not be used, written to
     ``<out stem>_rejects.parquet``).
     """
     if model_dir is None:
-        from jpasbatch.defaults import SPECTRA, default_model
+        from jpasbatch.core.defaults import SPECTRA, default_model
 
         model_dir = default_model(SPECTRA)
     model = SpectraModel.load(model_dir)
     table, rejects = predict_spectra(
         model, paths, batch_size, progress, options, refine=refine, client=client
     )
-    from jpasbatch.provenance import provenance
+    from jpasbatch.core.provenance import provenance
 
     meta = provenance(parameters={"model": str(Path(model_dir).resolve()), "refine": refine})
     path = write_table(table, out, meta)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jpasbatch.errors import InputError
+from jpasbatch.core.errors import InputError
 from jpasbatch.spectra import store
 from jpasbatch.spectra.batch import Reject, read_files
 from jpasbatch.spectra.grid import COMMON_GRID, LogGrid, median_snr, resample
@@ -137,8 +137,8 @@ def prepare(
     progress
         Show a progress bar.
     """
-    from jpasbatch.distributed import dask_client, gather
-    from jpasbatch.provenance import provenance
+    from jpasbatch.core.provenance import provenance
+    from jpasbatch.distribute.dask import dask_client, gather
 
     paths = [str(p) for p in paths]
     if not paths:

@@ -2,9 +2,9 @@
 
 The folder ``jpasbatch/data/models/spectra`` gets the run's ``model.safetensors``
 and ``model.json`` as training wrote them (loaded without pickle, the weights'
-SHA-256 checked by :mod:`jpasbatch.modelio`), ``CARD.json`` (recipe, training
+SHA-256 checked by :mod:`jpasbatch.core.modelio`), ``CARD.json`` (recipe, training
 data, validation and the evaluations' network-vs-refined tables) and
-``SHA256SUMS``, through :func:`jpasbatch.defaults.publish` (the same code as
+``SHA256SUMS``, through :func:`jpasbatch.core.defaults.publish` (the same code as
 the shipped classifier's).
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from jpasbatch import defaults
-from jpasbatch.errors import InputError
+from jpasbatch.core import defaults
+from jpasbatch.core.errors import InputError
 
 #: What the card says the models are for.
 WHAT = (

@@ -6,7 +6,7 @@ erg s-1 cm-2 A-1, so that the photometry never has to know where a spectrum
 came from.
 
 Bad input never ends in a bare traceback: every problem is raised as
-:class:`~jpasbatch.errors.InputError` naming the file, the HDU/column and,
+:class:`~jpasbatch.core.errors.InputError` naming the file, the HDU/column and,
 where it applies, the pixel or row, because a catalogue-scale batch job is
 run by people who did not write the file and must be able to find the fault.
 Only what is structurally wrong is refused (a missing HDU or column, a
@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from jpasbatch.errors import InputError
+from jpasbatch.core.errors import InputError
 from jpasbatch.spectra.masks import SDSS_BAD_BITS, sdss_bad_pixels, sdss_bitmask
 from jpasbatch.spectra.spectrum import Spectrum
 from jpasbatch.spectra.units import (

@@ -1,6 +1,6 @@
 """The spectral chain on the labelled real spectra (``spectra-evaluate --real``).
 
-Every set of a real-spectra folder (:func:`jpasbatch.realsets.discover`: SDSS
+Every set of a real-spectra folder (:func:`jpasbatch.spectra.realsets.discover`: SDSS
 spec-lite, DESI coadds, LAMOST and DESI tables, each with its pipeline labels)
 is read exactly as ``jpasbatch spectra`` reads user files
 (:func:`~jpasbatch.spectra.predict.predict_spectra`), predicted (and refined),
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from jpasbatch.realsets import discover, match_labels
 from jpasbatch.spectra.predict import SpectraModel, add_reference_columns, predict_spectra
+from jpasbatch.spectra.realsets import discover, match_labels
 
 
 def real_predictions(

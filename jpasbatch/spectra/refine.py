@@ -60,8 +60,8 @@ from functools import cache
 
 import numpy as np
 
+from jpasbatch.physics.templates import redrock_basis
 from jpasbatch.templatefit.kernel import parabola_minimum
-from jpasbatch.templates import redrock_basis
 
 __all__ = [
     "CLASS_RANGES",

@@ -114,7 +114,7 @@ def refine_batch(
         Refit over the whole range the classes whose minimum fell past the
         network's window (:func:`~jpasbatch.spectra.refine.refine`).
     """
-    from jpasbatch.distributed import tune_allocator
+    from jpasbatch.distribute.dask import tune_allocator
 
     tune_allocator()  # large per-block temporaries (see its docstring); once per process
     z, err = priors(pred)
@@ -141,7 +141,7 @@ def refine_batches(wave, batches, client=None, progress: bool = True) -> list[pd
     """
     if client is None:
         return [refine_batch(wave, f, iv, p) for f, iv, p in batches]
-    from jpasbatch.distributed import gather
+    from jpasbatch.distribute.dask import gather
 
     wave_f = client.scatter(np.asarray(wave), broadcast=True)
     futures = [client.submit(refine_batch, wave_f, f, iv, p, pure=False) for f, iv, p in batches]

@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from jpasbatch.classify.report import write_html_report
-from jpasbatch.plots import class_colour
+from jpasbatch.physics.plots import class_colour
 from jpasbatch.spectra.emulate import CLASSES
 from jpasbatch.spectra.evaluate import (
     DV_THRESHOLDS,

@@ -24,8 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import zarr
 
-from jpasbatch import atomic
-from jpasbatch.errors import InputError
+from jpasbatch.core import atomic
+from jpasbatch.core.errors import InputError
 from jpasbatch.spectra.grid import COMMON_GRID, LogGrid
 
 ARRAYS = "spectra.zarr"

@@ -11,7 +11,7 @@ interrupted one resumes from its last checkpoint.
 The model folder ``out/name`` gets ``model.safetensors`` (every network's
 weights, as ``<part>.<parameter>``) and ``model.json`` (its card: each part's
 task and hyper-parameters, the classes, the grid, the regressors' validation
-MAE for the robust flag; see :mod:`jpasbatch.modelio`), ``meta.json``, and
+MAE for the robust flag; see :mod:`jpasbatch.core.modelio`), ``meta.json``, and
 ``history_<part>.csv`` / ``history.png``. A finished part's final state is
 kept as ``<part>/final.safetensors`` + ``final.json``.
 """
@@ -25,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from jpasbatch import modelio
-from jpasbatch.raytrain import fit
+from jpasbatch.core import modelio
+from jpasbatch.distribute.ray import fit
 from jpasbatch.spectra.emulate import CLASSES
 from jpasbatch.spectra.loop import train_loop_per_worker
 from jpasbatch.spectra.store import SpectraStore
@@ -191,7 +191,7 @@ def train(spec: SpectraTrainSpec, progress: bool = True) -> Path:
     labels = SpectraStore(spec.data).index
     for col in ("CLASS", "Z", "SPLIT"):
         if col not in labels:
-            from jpasbatch.errors import InputError
+            from jpasbatch.core.errors import InputError
 
             raise InputError(f"training data need a {col} column", path=spec.data, column=col)
     saved: dict = {"classes": list(CLASSES), "parts": {}, "val": {}}

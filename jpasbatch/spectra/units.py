@@ -19,7 +19,7 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 
-from jpasbatch.errors import InputError
+from jpasbatch.core.errors import InputError
 
 #: The readers' flux unit.
 FLAM = u.erg / u.s / u.cm**2 / u.AA

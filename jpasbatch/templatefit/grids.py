@@ -22,7 +22,7 @@ redshift, so that a fit is linear algebra on band fluxes only.
   only ("applied to pixels in RF [1025.72,1215.67] AA using Kamble 2020 model"),
   and its mean spectrum at 1050-1150 A sits at the continuum (no forest dip)
   while it drops below the Lyman limit. So the Inoue+2014 mean IGM transmission
-  (:func:`jpasbatch.igm.igm_transmission`) is applied at every grid redshift
+  (:func:`jpasbatch.physics.igm.igm_transmission`) is applied at every grid redshift
   redward of rest 1025.72 A only: bluer pixels still carry the training set's
   mean absorption, and absorbing them again lowered the real-sky score (SDSS
   DR16 QSOs: 93.3% vs 92.3% with |dz|/(1+z) < 0.15, and 91.8% with no IGM).
@@ -48,10 +48,10 @@ from pathlib import Path
 import numpy as np
 
 from jpasbatch.catalog.schemas import BANDS
-from jpasbatch.filters import PhotometricSystem, jpas
-from jpasbatch.igm import igm_transmission
-from jpasbatch.photometry import SyntheticPhotometry
-from jpasbatch.templates import redrock_basis
+from jpasbatch.physics.filters import PhotometricSystem, jpas
+from jpasbatch.physics.igm import igm_transmission
+from jpasbatch.physics.photometry import SyntheticPhotometry
+from jpasbatch.physics.templates import redrock_basis
 
 __all__ = [
     "GRID_VERSION",

@@ -83,8 +83,8 @@ def luminosity_penalty(flux: np.ndarray, grids: TemplateGrids) -> dict[str, np.n
     """
     from astropy.cosmology import Planck18
 
-    from jpasbatch.filters import jpas
-    from jpasbatch.photometry import flux_to_ab
+    from jpasbatch.physics.filters import jpas
+    from jpasbatch.physics.photometry import flux_to_ab
 
     out = {}
     n = flux.shape[0]
@@ -482,7 +482,7 @@ def fit_photometry(
 
 def _kx(bands: Sequence[str]) -> np.ndarray:
     """Extinction coefficients A_b / E(B-V) of the bands (CEFCA archive ``kx``)."""
-    from jpasbatch.filters import get_system
+    from jpasbatch.physics.filters import get_system
 
     system = get_system(",".join(bands))
     return np.array([system[b].extinction_coeff for b in bands], dtype=float)

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from jpasbatch import atomic
 from jpasbatch.catalog.schemas import CLASSES
+from jpasbatch.core import atomic
 
 STORE = "arrays.zarr"
 #: The xarray attribute naming an array's dimensions.

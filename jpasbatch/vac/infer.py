@@ -32,13 +32,13 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
-from jpasbatch import atomic
 from jpasbatch.catalog.margin import write_margin
 from jpasbatch.catalog.schemas import REJECTS
-from jpasbatch.distributed import tune_allocator
-from jpasbatch.errors import JpasBatchError, RowConservationError
-from jpasbatch.progress import disable as progress_disable
-from jpasbatch.provenance import file_sha256, provenance
+from jpasbatch.core import atomic
+from jpasbatch.core.errors import JpasBatchError, RowConservationError
+from jpasbatch.core.progress import disable as progress_disable
+from jpasbatch.core.provenance import file_sha256, provenance
+from jpasbatch.distribute.dask import tune_allocator
 from jpasbatch.vac import arrays as zarr_arrays
 from jpasbatch.vac import baseline
 from jpasbatch.vac.kernel import process_partition
@@ -332,7 +332,7 @@ def _run_tasks(todo, spec: InferSpec, run_id: str, client, progress: bool) -> li
 
 
 def _cluster(spec: InferSpec, client):
-    from jpasbatch.distributed import dask_client
+    from jpasbatch.distribute.dask import dask_client
 
     if spec.gpus and client is None and spec.dask_address is None:
         return _cuda_client(spec.gpus)
@@ -421,7 +421,7 @@ def z_source(spec: InferSpec) -> Literal["template", "foundation", "none"]:
         return "none" if spec.templates == "none" else "template"
     if spec.templates == "none":
         return "foundation"
-    from jpasbatch.modelio import model_paths
+    from jpasbatch.core.modelio import model_paths
 
     record = model_paths(spec.foundation)[1].parent / REAL_SKY
     if not record.exists():

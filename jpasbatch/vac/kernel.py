@@ -33,9 +33,9 @@ from jpasbatch.catalog.schemas import (
     astropy_string_lengths,
     with_astropy_units,
 )
-from jpasbatch.errors import InputError, RowConservationError
-from jpasbatch.filters import jpas
-from jpasbatch.photometry import flux_to_ab
+from jpasbatch.core.errors import InputError, RowConservationError
+from jpasbatch.physics.filters import jpas
+from jpasbatch.physics.photometry import flux_to_ab
 from jpasbatch.vac.models import ModelSet
 from jpasbatch.vac.sources import HEALPIX
 

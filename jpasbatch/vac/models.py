@@ -23,8 +23,8 @@ from jpasbatch.catalog.cuts import has_reference, photometry_arrays
 from jpasbatch.catalog.schemas import CLASSES
 from jpasbatch.classify.classifier import Classifier
 from jpasbatch.classify.evaluate import load_model
-from jpasbatch.classify.metrics import entropy
-from jpasbatch.provenance import file_sha256
+from jpasbatch.core.metrics import entropy
+from jpasbatch.core.provenance import file_sha256
 from jpasbatch.vac import baseline
 
 #: Where ``CLASS`` comes from: the classifier, the template fit, or the classifier

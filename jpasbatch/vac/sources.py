@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jpasbatch.catalog.schemas import BANDS, flux_column, relerr_column
-from jpasbatch.errors import InputError
+from jpasbatch.core.errors import InputError
 
 _PIXEL = re.compile(r"Norder=(\d+)/Dir=\d+/Npix=(\d+)\.parquet$")
 HEALPIX = "_healpix_29"

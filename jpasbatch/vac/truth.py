@@ -24,7 +24,7 @@ def vac_against_truth(
     expected counts. The truth supplies only the classes.
     """
     from jpasbatch.classify.report import classification_report
-    from jpasbatch.plots import OBSERVED_R
+    from jpasbatch.physics.plots import OBSERVED_R
 
     cols = ["OBJECT_ID", "MAG_R", *[f"P_{c}" for c in CLASSES]]
     vac = read_vac(vac_dir, cols)

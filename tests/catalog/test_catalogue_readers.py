@@ -20,7 +20,7 @@ from jpasbatch.catalog.readers import (
     write_archive_like,
 )
 from jpasbatch.catalog.schemas import BANDS, OBSERVED, flux_column, relerr_column
-from jpasbatch.errors import InputError
+from jpasbatch.core.errors import InputError
 
 FORMATS = ["parquet", "fits", "csv"]
 FLUX, RELERR = "FLUX_APER_COR_3_0", "FLUX_RELERR_APER_COR_3_0"

@@ -59,7 +59,7 @@ def test_ingest_rejects_exactly_the_defects_made(pool, client, tmp_path):
 
 
 def test_pool_without_clean_rows_is_an_error():
-    from jpasbatch.errors import JpasBatchError
+    from jpasbatch.core.errors import JpasBatchError
 
     bad = random_catalogue(10, seed=1)
     bad = bad.set_column(

@@ -10,7 +10,7 @@ import pytest
 from jpasbatch.catalog import schemas
 from jpasbatch.catalog.cuts import REASONS, QualityCuts, reject_reasons
 from jpasbatch.catalog.random import random_catalogue
-from jpasbatch.errors import InputError
+from jpasbatch.core.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from jpasbatch.catalog.schemas import CLASSES
-from jpasbatch.classify import metrics, report
+from jpasbatch.classify import report
+from jpasbatch.core import metrics
 
 K = len(CLASSES)
 
@@ -130,7 +131,7 @@ def saved(monkeypatch):
 def test_f1_vs_mag_bands_and_gaps_for_empty_bins(tmp_path, saved):
     from matplotlib.collections import PolyCollection
 
-    from jpasbatch.plots import OBSERVED_R, TRUE_R
+    from jpasbatch.physics.plots import OBSERVED_R, TRUE_R
 
     p, y, mag, _ = _data(600, seed=3)
     mag[(mag > 20.5) & (mag < 21.8)] = 17.5  # a hole: several sliding bins are empty
@@ -166,7 +167,7 @@ def test_f1_vs_mag_bands_and_gaps_for_empty_bins(tmp_path, saved):
 
 
 def test_report_names_its_r(tmp_path, saved):
-    from jpasbatch.plots import TRUE_R
+    from jpasbatch.physics.plots import TRUE_R
 
     p, y, mag, _ = _data(200, seed=4)
     rep = report.classification_report(tmp_path / "obs", p, y, mag)

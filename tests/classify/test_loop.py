@@ -12,8 +12,8 @@ from jpasbatch.classify.data import read_labelled
 from jpasbatch.classify.features import FeatureScaler
 from jpasbatch.classify.loop import train_loop_per_worker
 from jpasbatch.classify.train import TrainSpec, train
-from jpasbatch.modelio import load_tree
-from jpasbatch.raytrain import STATE_FILE
+from jpasbatch.core.modelio import load_tree
+from jpasbatch.distribute.ray import STATE_FILE
 
 SMALL = {"members": 3, "hidden": 32, "layers": 3, "dropout": 0.15, "max_norm": 2.0}
 

@@ -34,14 +34,14 @@ def test_shards_partition_the_rows(toy_mocks):
 def test_two_worker_cpu_run(ray_session, toy_mocks, tmp_path, monkeypatch):
     import logging
 
-    from jpasbatch import raytrain
+    from jpasbatch.distribute import ray as raytrain
 
     # the driver logs each epoch as its checkpoint appears
     monkeypatch.setattr(raytrain, "EPOCH_POLL", 0.05)
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append
-    logger = logging.getLogger("jpasbatch.raytrain")
+    logger = logging.getLogger("jpasbatch.distribute.ray")
     logger.addHandler(handler)
     monkeypatch.setattr(logger, "level", logging.INFO)
     spec = TrainSpec(train=[toy_mocks], out=tmp_path, name="two", workers=2, epochs=3, **ARCH)
@@ -78,7 +78,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(ray_session, toy_mocks, tmp
     proc.wait()
     assert len(_checkpoints(run_dir)) >= 2, "the first run never checkpointed"
     assert not (run_dir / "model.json").exists(), "the first run finished before the kill"
-    from jpasbatch.modelio import load_tree
+    from jpasbatch.core.modelio import load_tree
 
     last = load_tree(_checkpoints(run_dir)[-1])
     done = last["epoch"]

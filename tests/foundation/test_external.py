@@ -6,9 +6,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from jpasbatch.catalog.schemas import BANDS, EXTERNAL, MOCK, MOCK_EXT
-from jpasbatch.filters import extra_bands
 from jpasbatch.mocks.pipeline import MocksConfig, make_partition
-from jpasbatch.photometry import SyntheticPhotometry
+from jpasbatch.physics.filters import extra_bands
+from jpasbatch.physics.photometry import SyntheticPhotometry
 from jpasbatch.sim.external import external_true_fluxes, morphology
 
 

@@ -5,7 +5,6 @@ import pyarrow as pa
 import pytest
 
 from jpasbatch.catalog.schemas import CLASSES
-from jpasbatch.filters import jpas
 from jpasbatch.foundation.masking import label_mask, sample_masks, token_weights
 from jpasbatch.foundation.tokens import (
     TokenNorm,
@@ -15,7 +14,8 @@ from jpasbatch.foundation.tokens import (
     token_index,
     vocabulary,
 )
-from jpasbatch.photometry import flux_to_ab
+from jpasbatch.physics.filters import jpas
+from jpasbatch.physics.photometry import flux_to_ab
 
 
 def test_vocabulary_and_contexts():

@@ -8,7 +8,6 @@ import pytest
 from scipy.stats import ks_2samp
 
 from jpasbatch.catalog.schemas import BANDS, CLASSES
-from jpasbatch.mocks.noise import pivot_wavelengths
 from jpasbatch.mocks.report import (
     plot_colour_colour,
     plot_number_counts,
@@ -16,6 +15,7 @@ from jpasbatch.mocks.report import (
     snr_ks_summary,
     write_report,
 )
+from jpasbatch.physics.noise import pivot_wavelengths
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 I_COL, J0660 = BANDS.index("iSDSS"), BANDS.index("J0660")
@@ -77,7 +77,7 @@ def report(cats, tmp_path_factory):
 
 
 def _ab(flux, col):
-    """AB magnitude written out here, independently of jpasbatch.photometry."""
+    """AB magnitude written out here, independently of jpasbatch.physics.photometry."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return -2.5 * np.log10(flux[:, col] * PIVOT[col] ** 2 / 2.99792458e18) - 48.6
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from jpasbatch.catalog.schemas import BANDS
-from jpasbatch.filters import jpas
 from jpasbatch.mocks.similarity import FluxEmbedder, assign_errors
+from jpasbatch.physics.filters import jpas
 
 B = len(BANDS)
 I_COL = BANDS.index("iSDSS")
@@ -36,7 +36,7 @@ def _flux_of_mag(m):
 
 
 def _mag_bin(flux_i, width=0.1):
-    """0.1-mag bins of the AB magnitude (3631 Jy, as jpasbatch.photometry); -999 if none."""
+    """0.1-mag bins of the AB magnitude (3631 Jy, as jpasbatch.physics.photometry); -999 if none."""
     with np.errstate(invalid="ignore", divide="ignore"):
         m = -2.5 * np.log10(flux_i * LAM_I**2 / 2.99792458e18 / 3631e-23)
     return np.where(np.isfinite(m), np.floor(np.nan_to_num(m) / width), -999).astype(int)

@@ -100,7 +100,7 @@ def test_family_mix_normalises_to_r_and_labels():
     rng = np.random.default_rng(4)
     pop = pd.concat([_population(c, 40, rng) for c in ("STAR", "GALAXY", "QSO")], ignore_index=True)
     flux, labels = sf.FamilyMix(list(sf.FAMILIES)).true_fluxes(pop, rng)
-    from jpasbatch.photometry import flux_to_ab
+    from jpasbatch.physics.photometry import flux_to_ab
 
     sp = sf._photometry()
     r = sp.bands.index("rSDSS")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import integrate
 
-from jpasbatch.errors import InputError
+from jpasbatch.core.errors import InputError
 from jpasbatch.spectra import store
 from jpasbatch.spectra.grid import (
     COMMON_GRID,

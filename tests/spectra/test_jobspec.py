@@ -6,7 +6,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from jpasbatch.jobspecs import job_specs
+from jpasbatch.pipeline.specs import job_specs
 from jpasbatch.spectra.train import SpectraTrainSpec
 
 REPO = Path(__file__).resolve().parents[2]

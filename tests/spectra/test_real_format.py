@@ -16,8 +16,8 @@ import pytest
 from astropy.io import fits
 
 from jpasbatch.cli import main
-from jpasbatch.errors import InputError
-from jpasbatch.filters import jpas
+from jpasbatch.core.errors import InputError
+from jpasbatch.physics.filters import jpas
 from jpasbatch.spectra.batch import calibration_problem, read_files
 from jpasbatch.spectra.examples import BOSS_LOGLAM, write_fits_table, write_sdss
 from jpasbatch.spectra.masks import SPPIXMASK, sdss_bad_pixels

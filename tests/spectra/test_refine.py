@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from jpasbatch.physics.templates import redrock_basis
 from jpasbatch.spectra import refine as R
 from jpasbatch.spectra.emulate import EmulateConfig, draw_targets, observe
 from jpasbatch.spectra.grid import COMMON_GRID
-from jpasbatch.templates import redrock_basis
 
 C_KMS = 299792.458
 WAVE = COMMON_GRID.wavelength

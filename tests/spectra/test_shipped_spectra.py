@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jpasbatch import defaults
+from jpasbatch.core import defaults
 from jpasbatch.spectra.emulate import EmulateConfig, draw_targets, observe
 from jpasbatch.spectra.predict import SpectraModel
 

@@ -68,7 +68,7 @@ def test_cli_train_predict_evaluate(tiny_emulated, sdss_files, tmp_path, tiny, c
     assert main(["spectra-publish", str(model), "--job", str(spec), "--evaluation",
                  f"tiny={report}", "--recipe", "jpasbatch spectra-train ...",
                  "--dest", str(pub)]) == 0  # fmt: skip
-    from jpasbatch import defaults
+    from jpasbatch.core import defaults
     from jpasbatch.spectra.predict import SpectraModel
 
     defaults.verify(pub)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
-from jpasbatch.errors import InputError
+from jpasbatch.core.errors import InputError
 from jpasbatch.spectra.readers import (
     ReadOptions,
     iter_spectra,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jpasbatch.igm import LYMAN_ALPHA
+from jpasbatch.physics.igm import LYMAN_ALPHA
 from jpasbatch.templatefit import grids as G
 from jpasbatch.templatefit import load_grids
 

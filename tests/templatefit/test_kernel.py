@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jpasbatch.igm import igm_transmission
+from jpasbatch.physics.igm import igm_transmission
+from jpasbatch.physics.templates import redrock_basis
 from jpasbatch.templatefit import (
     CLASSES,
     FLAG_BITS,
@@ -15,7 +16,6 @@ from jpasbatch.templatefit import (
 )
 from jpasbatch.templatefit import grids as G
 from jpasbatch.templatefit.kernel import luminosity_penalty
-from jpasbatch.templates import redrock_basis
 
 
 def _observe(flux: np.ndarray, snr: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +166,7 @@ def test_few_bands_flagged(coarse):
 def test_luminosity_prior_by_hand(coarse):
     from astropy.cosmology import Planck18
 
-    from jpasbatch.photometry import SyntheticPhotometry
+    from jpasbatch.physics.photometry import SyntheticPhotometry
 
     # an object of r = 19 (AB), flat in f_nu
     sp = SyntheticPhotometry()
@@ -203,7 +203,7 @@ def test_class_probabilities_follow_the_bic(coarse):
 
 
 def test_galactic_extinction_is_undone(coarse):
-    from jpasbatch.filters import get_system
+    from jpasbatch.physics.filters import get_system
 
     rng = np.random.default_rng(8)
     gal = coarse.model["GALAXY"]

@@ -18,7 +18,7 @@ from jpasbatch.catalog.cuts import QualityCuts
 from jpasbatch.catalog.ingest import ingest
 from jpasbatch.catalog.random import random_catalogue
 from jpasbatch.catalog.readers import write_archive_like
-from jpasbatch.errors import JpasBatchError
+from jpasbatch.core.errors import JpasBatchError
 from jpasbatch.vac import arrays
 from jpasbatch.vac.infer import InferSpec, infer
 from jpasbatch.vac.sources import partitions
@@ -326,7 +326,7 @@ def test_a_lost_vac_row_is_the_one_row_conservation_error(hats_catalogue, vac, t
     import shutil
 
     from jpasbatch.catalog import ingest as ingest_module
-    from jpasbatch.errors import RowConservationError
+    from jpasbatch.core.errors import RowConservationError
     from jpasbatch.vac.infer import _conserved, partitions
 
     out, summary = vac

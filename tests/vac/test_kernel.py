@@ -11,7 +11,7 @@ from scipy.stats import entropy as scipy_entropy
 from jpasbatch.catalog.cuts import photometry_arrays
 from jpasbatch.catalog.schemas import BANDS, CLASSES, VAC
 from jpasbatch.classify.classifier import Classifier
-from jpasbatch.filters import jpas
+from jpasbatch.physics.filters import jpas
 from jpasbatch.templatefit import fit_photometry
 from jpasbatch.vac.baseline import grids
 from jpasbatch.vac.kernel import FEW_BANDS, process_partition

@@ -94,8 +94,8 @@ def test_template_pz_round_trips_through_qp(photometry_file, tmp_path):
 def test_infer_without_model_uses_the_shipped_committee(photometry_file, tmp_path):
     import json
 
-    from jpasbatch import defaults
-    from jpasbatch.provenance import file_sha256
+    from jpasbatch.core import defaults
+    from jpasbatch.core.provenance import file_sha256
 
     out = tmp_path / "vac"
     assert main(["infer", "--catalog", str(photometry_file), "--out", str(out),

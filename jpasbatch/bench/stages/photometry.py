@@ -34,7 +34,7 @@ class PhotometryStage(Stage):
     diff_label = "max |dm| (mag)"
 
     def prepare(self, n: int, ctx: Context):
-        from jpasbatch.photometry import SyntheticPhotometry
+        from jpasbatch.physics.photometry import SyntheticPhotometry
 
         wave = np.linspace(3000.0, 11100.0, N_PIX)
         if "sp" not in ctx.cache:
@@ -47,7 +47,7 @@ class PhotometryStage(Stage):
         return Outcome(data["sp"](data["wave"], data["flux"]).mag)
 
     def peer(self, data, n: int, ctx: Context) -> Outcome:
-        from jpasbatch.filters import jpas
+        from jpasbatch.physics.filters import jpas
 
         seq = jpas().to_speclite()
         tab = seq.get_ab_magnitudes(data["flux"][:n], data["wave"])

@@ -1,6 +1,6 @@
 """Spectral redshifts as `jpasbatch spectra` makes them: networks + template refinement.
 
-Ours: the shipped spectral models (:data:`jpasbatch.defaults.SPECTRA`) classify
+Ours: the shipped spectral models (:data:`jpasbatch.core.defaults.SPECTRA`) classify
 the spectra and give each extragalactic class a redshift window; the template
 fit (:func:`jpasbatch.spectra.refine.refine`) refines it, one Dask task per
 chunk of spectra, as ``jpasbatch spectra`` runs it. Peer: the same chi2 over
@@ -34,7 +34,7 @@ def emulated_spectra(n: int, seed: int = 0):
 
 def _scan(wave, flux, ivar) -> np.ndarray:
     """One Dask task of the peer: the full-range scan of a chunk."""
-    from jpasbatch.distributed import tune_allocator
+    from jpasbatch.distribute.dask import tune_allocator
     from jpasbatch.spectra.refine import full_scan
 
     tune_allocator()
@@ -65,7 +65,7 @@ class SpectralRefineStage(Stage):
     diff_label = "fraction of sure spectra (scan DELTACHI2 > 25) whose minimum differs"
 
     def prepare(self, n: int, ctx: Context):
-        from jpasbatch.defaults import SPECTRA, default_model
+        from jpasbatch.core.defaults import SPECTRA, default_model
         from jpasbatch.spectra.predict import SpectraModel
 
         if "model" not in ctx.cache:

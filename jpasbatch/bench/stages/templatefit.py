@@ -35,7 +35,7 @@ def mock_photometry(n: int, grids, seed: int = 0) -> tuple[np.ndarray, np.ndarra
 
 def _fit(flux: np.ndarray, error: np.ndarray, grids) -> np.ndarray:
     """One Dask task: class code and z of a chunk of objects."""
-    from jpasbatch.distributed import tune_allocator
+    from jpasbatch.distribute.dask import tune_allocator
     from jpasbatch.templatefit import fit_photometry
 
     tune_allocator()  # as the VAC's tasks do
