@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jpasbatch.core.classes import CLASSES
 from jpasbatch.core.errors import InputError
 from jpasbatch.physics.filters import jpas
 
@@ -97,7 +98,6 @@ MOCK = pa.schema(
     metadata={"product": "mock", "bands": ",".join(BANDS)},
 )
 
-CLASSES: tuple[str, ...] = ("STAR", "GALAXY", "QSO_LOW", "QSO_HIGH")
 
 #: Appended to ``MOCK`` / ``MOCK_EXT`` by mocks drawn from spectral families.
 FAMILY_FIELD = _f(

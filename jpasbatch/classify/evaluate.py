@@ -87,7 +87,7 @@ def evaluate_models(
     Returns the headline table (one row per model), also written to
     ``out/summary.csv`` and ``out/report.html`` with links to each model's report.
     """
-    from jpasbatch.classify.report import write_html_report
+    from jpasbatch.core.html import write_html_report
 
     out = Path(out)
     data = read_labelled(test, splits)

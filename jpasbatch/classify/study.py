@@ -67,7 +67,7 @@ class StudySpec(BaseModel):
 
 def run_study(spec: StudySpec) -> dict[str, pd.DataFrame]:
     """Train and evaluate everything; returns the study's tables."""
-    from jpasbatch.classify.report import write_html_report
+    from jpasbatch.core.html import write_html_report
 
     out = spec.out
     runs = out / "runs"

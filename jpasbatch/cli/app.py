@@ -13,7 +13,6 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from jpasbatch import __version__
 from jpasbatch.cli import bench as cli_bench
 from jpasbatch.cli import classify as cli_classify
 from jpasbatch.cli import foundation as cli_foundation
@@ -24,6 +23,7 @@ from jpasbatch.cli import vac as cli_vac
 from jpasbatch.cli.read_options import add_read_options, read_options
 from jpasbatch.core import logs
 from jpasbatch.core.errors import InputError, JpasBatchError
+from jpasbatch.core.version import __version__
 
 
 def _add_filters(sub: argparse._SubParsersAction) -> None:

@@ -1,7 +1,7 @@
 """Metrics of 4-class star / galaxy / QSO classifiers, as plain numpy kernels.
 
 Every function works on in-memory arrays: integer labels ``y_true`` of shape
-``(N,)`` indexing :data:`jpasbatch.catalog.schemas.CLASSES`, class probabilities
+``(N,)`` indexing :data:`jpasbatch.core.classes.CLASSES`, class probabilities
 ``probs`` of shape ``(N, K)`` whose rows sum to 1, and optional per-object
 ``sample_weight``. There is deliberately no scikit-learn, Dask or Ray here: the
 kernels run inside training loops and distributed workers, and the test-suite
@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from jpasbatch.catalog.schemas import CLASSES
+from jpasbatch.core.classes import CLASSES
 
 #: The r-magnitude bins of the miniJPAS QSO papers' tables.
 MAGNITUDE_BINS: tuple[tuple[float, float], ...] = ((17, 20), (20, 22.5), (22.5, 23.6))

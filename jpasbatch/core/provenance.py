@@ -8,7 +8,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jpasbatch import __version__
+from jpasbatch.core.version import __version__
 
 
 def file_sha256(path: str | Path, block: int = 1 << 23) -> str:

@@ -19,7 +19,7 @@ from jpasbatch.catalog.schemas import CLASSES
 def job_report(job, paths) -> Path:
     """Run the evaluations the job's stages allow and write ``paths.report``."""
     from jpasbatch.classify.evaluate import evaluate_models
-    from jpasbatch.classify.report import write_html_report
+    from jpasbatch.core.html import write_html_report
 
     out = paths.evaluation
     spec = job.evaluate

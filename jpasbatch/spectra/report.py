@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from jpasbatch.classify.report import write_html_report
+from jpasbatch.core.html import write_html_report
 from jpasbatch.physics.plots import class_colour
 from jpasbatch.spectra.emulate import CLASSES
 from jpasbatch.spectra.evaluate import (

@@ -449,7 +449,7 @@ def _run_record(spec: InferSpec, checksums: dict) -> dict:
     Paths and engine settings are left out: the same models on the same input
     give the same rows wherever they run.
     """
-    from jpasbatch import __version__
+    from jpasbatch.core.version import __version__
 
     keys = ("batch_size", "device", "dtype", "keep_columns", "templates", "class_source")
     params = spec.model_dump(include={*keys, "z_source"})

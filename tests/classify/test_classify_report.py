@@ -77,23 +77,6 @@ def test_report_without_snr_and_with_weights(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(rep["metrics_csv"]), expected, check_dtype=False)
 
 
-def test_write_html_report_sections(tmp_path):
-    figs = tmp_path / "figs"
-    png = report.plot_roc(*_data(80)[:2], figs / "roc.png")
-    df = pd.DataFrame({"a": [1.23456, 2.0], "b": ["x", "y"]})
-    out = report.write_html_report(
-        tmp_path / "site",
-        "T & T",
-        [("table", df), ("figure", png), ("figure as str", str(png)), ("html", "<b>bold</b>")],
-    )
-    page = out.read_text()
-    assert out == tmp_path / "site" / "report.html"
-    assert "<title>T &amp; T</title>" in page
-    assert "1.235" in page and "1.23456" not in page  # float_format="%.3f"
-    assert page.count('<img src="../figs/roc.png"') == 2
-    assert "<b>bold</b>" in page
-
-
 def test_plots_handle_missing_class_and_overlay(tmp_path):
     p, y, mag, _ = _data(200, seed=2)
     y[y == 3] = 0  # QSO_HIGH absent everywhere
@@ -179,10 +162,3 @@ def test_report_names_its_r(tmp_path, saved):
     titles = [fig.axes[0].get_title() for fig in saved]
     assert any("17 <= true r < 20" in t for t in titles)
     assert any(ax.get_xlabel() == TRUE_R for fig in saved for ax in fig.axes)
-
-
-def test_wide_tables_scroll_rather_than_overflow(tmp_path):
-    wide = pd.DataFrame(np.ones((2, 60)), columns=[f"COLUMN_NUMBER_{i}" for i in range(60)])
-    page = report.write_html_report(tmp_path, "t", [("VAC against truth", wide)]).read_text()
-    assert re.search(r"\.scroll\s*\{[^}]*overflow-x:\s*auto", page)
-    assert re.search(r'<div class="scroll">\s*<table', page)
