@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jpasbatch.pipeline.specs import STAGES
-
 
 def add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -20,7 +18,11 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         "target list and the HTML report are.",
     )
     p.add_argument("job", type=Path, help="job spec (YAML)")
-    p.add_argument("--from", dest="start", choices=STAGES, help="rerun from this stage on")
+    # the job's stages are checked against the job (reading the registry here would
+    # load torch for every command)
+    p.add_argument(
+        "--from", dest="start", metavar="STAGE", help="rerun from this stage on (one of the job's)"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     p.add_argument("--workdir", type=Path, help="override the job's workdir")
     p.add_argument("--dask-address", help="a running Dask scheduler (overrides the job)")
@@ -30,7 +32,8 @@ def add_run(sub: argparse._SubParsersAction) -> None:
 
 def _run_job(args: argparse.Namespace) -> int:
     from jpasbatch.pipeline.job import load_job
-    from jpasbatch.pipeline.runner import Paths, run_job
+    from jpasbatch.pipeline.runner import run_job
+    from jpasbatch.pipeline.stages import Paths
 
     job = load_job(args.job)
     if args.workdir:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from jpasbatch.catalog.schemas import CLASSES
+from jpasbatch.pipeline.state import read_state
 
 
 def job_report(job, paths) -> Path:
@@ -110,10 +111,7 @@ def _link_list(links: list[tuple[str, Path]], root: Path) -> str:
 
 
 def _stage_table(workdir: Path) -> pd.DataFrame:
-    from jpasbatch.pipeline.runner import STATE
-
-    path = workdir / STATE
-    state = json.loads(path.read_text()) if path.exists() else {}
+    state = read_state(workdir)
     rows = [
         {"stage": k, "finished": v.get("finished"), "seconds": v.get("seconds"),
          "fingerprint": v.get("fingerprint")}

@@ -1,7 +1,7 @@
 """The job runner: simulate -> ingest -> mocks -> train -> foundation -> infer -> evaluate.
 
 Each stage is the library function its command calls, with its inputs wired
-from earlier stages (see :mod:`jpasbatch.pipeline.job`). Before a stage runs, its
+from earlier stages (see :mod:`jpasbatch.pipeline.stages`). Before a stage runs, its
 *fingerprint* is computed: a hash of its parameters, of the package code and of
 its inputs, which are either earlier stages' fingerprints or, for files from
 outside the job, their SHA-256 checksums. ``WORKDIR/job_state.json`` records
@@ -22,15 +22,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jpasbatch.core import atomic
 from jpasbatch.core.errors import JpasBatchError
 from jpasbatch.core.provenance import file_sha256
-from jpasbatch.pipeline.job import JobSpec
-from jpasbatch.pipeline.specs import STAGES
+from jpasbatch.distribute.engines import Engines
+from jpasbatch.pipeline.stages import STAGES, JobSpec, Paths
+from jpasbatch.pipeline.state import read_state, write_state
 
 log = logging.getLogger(__name__)
-
-STATE = "job_state.json"
 
 
 @dataclass
@@ -47,73 +45,6 @@ class StagePlan:
         return f"{self.stage:<9} {self.action:<5} {self.reason}"
 
 
-class Paths:
-    """Where a job's stages write (all under the workdir) or read (explicit inputs)."""
-
-    def __init__(self, job: JobSpec) -> None:
-        w = job.workdir
-        self.job = job
-        self.workdir = w
-        self.sim = w / "sim"
-        self.catalogue = w / "catalogue"
-        self.mocks_dir = w / "mocks"
-        self.mocks = w / "mocks" / "mocks"
-        self.runs = w / "runs"
-        self.vac = w / "vac"
-        self.evaluation = w / "evaluation"
-        self.report = w / "report.html"
-
-    @property
-    def trained_model(self) -> Path:
-        """What the train stage writes."""
-        train = self.job.train
-        return self.runs / train.name / ("forest.json" if train.model == "forest" else "model.json")
-
-    @property
-    def trained_foundation(self) -> Path:
-        """What the foundation stage writes."""
-        return self.runs / self.job.foundation.name / "model.json"
-
-    @property
-    def foundation(self) -> Path | None:
-        """The foundation model inference uses: ``infer.foundation``, else the job's."""
-        job = self.job
-        if job.infer is not None and job.infer.foundation is not None:
-            return job.infer.foundation
-        return self.trained_foundation if job.foundation is not None else None
-
-    @property
-    def model(self) -> Path:
-        """The classifier the later stages use: ``infer.model``, else the trained one."""
-        job = self.job
-        if job.infer is not None and job.infer.model is not None:
-            return job.infer.model
-        if job.train is None:
-            raise JpasBatchError("no classifier: add a train stage or set infer.model")
-        return self.trained_model
-
-    @property
-    def infer_catalogue(self) -> Path:
-        job = self.job
-        if job.infer is not None and job.infer.catalogue is not None:
-            return job.infer.catalogue
-        if job.ingest is None:
-            raise JpasBatchError("nothing to infer on: add an ingest stage or set infer.catalogue")
-        return self.catalogue
-
-    def outputs(self, stage: str) -> dict[str, Path]:
-        job = self.job
-        return {
-            "simulate": {"catalogue": self.sim / "catalogue", "truth": self.sim / "truth"},
-            "ingest": {"catalogue": self.catalogue / "ingest_summary.json"},
-            "mocks": {"mocks": self.mocks / "_properties.json"},
-            "train": {"model": self.trained_model} if job.train else {},
-            "foundation": {"model": self.trained_foundation} if job.foundation else {},
-            "infer": {"vac": self.vac / "vac_summary.json", "targets": self.vac / "targets"},
-            "evaluate": {"report": self.report},
-        }[stage]
-
-
 # --------------------------------------------------------------------------- planning
 def plan(job: JobSpec, *, start: str | None = None, state: dict | None = None) -> list[StagePlan]:
     """The fingerprint and the run / skip decision of every stage of ``job``.
@@ -124,7 +55,7 @@ def plan(job: JobSpec, *, start: str | None = None, state: dict | None = None) -
     if start is not None and start not in job.stages():
         raise JpasBatchError(f"--from {start}: the job's stages are {', '.join(job.stages())}")
     paths = Paths(job)
-    state = _read_state(paths.workdir) if state is None else state
+    state = read_state(paths.workdir) if state is None else state
     known, state["checksums"] = state.get("checksums", {}), {}
     prints: dict[str, str] = {}
     plans = []
@@ -133,7 +64,7 @@ def plan(job: JobSpec, *, start: str | None = None, state: dict | None = None) -
         forced = forced or stage == start
         fp = _fingerprint(stage, job, paths, prints, known, state["checksums"])
         prints[stage] = fp
-        outputs = {k: str(v) for k, v in paths.outputs(stage).items()}
+        outputs = {k: str(v) for k, v in STAGES[stage].outputs(paths).items()}
         done = state.get("stages", {}).get(stage, {})
         if forced:
             action, reason = "run", f"--from {start}"
@@ -169,27 +100,8 @@ def _fingerprint(
     stage: str, job: JobSpec, paths: Paths, prints: dict, known: dict, checksums: dict
 ) -> str:
     section = getattr(job, stage)
-    upstream = {
-        "simulate": [],
-        "ingest": ["simulate"] if job.ingest and job.ingest.inputs is None else [],
-        "mocks": ["ingest", "simulate"],
-        "train": ["mocks"] if job.train and job.train.train is None else [],
-        "foundation": ["mocks"] if job.foundation and job.foundation.train is None else [],
-        "infer": ["train", "foundation", "ingest"],
-        "evaluate": ["mocks", "train", "foundation", "infer", "simulate"],
-    }[stage]
-    external: list[Path] = []
-    if stage == "ingest" and job.ingest.inputs is not None:
-        external = expand(job.ingest.inputs)
-    if stage in ("train", "foundation") and section.train is not None:
-        external = list(section.train)
-    if stage == "infer":
-        if job.infer.catalogue is not None:
-            external.append(job.infer.catalogue)
-        if job.infer.model is not None:
-            external.append(job.infer.model)
-        if job.infer.foundation is not None:
-            external.append(job.infer.foundation)
+    upstream = STAGES[stage].upstream(job)
+    external = STAGES[stage].inputs(job, paths)
     blob = {
         "stage": stage,
         "code": code_hash(),
@@ -217,31 +129,6 @@ def _checksum(path: Path, known: dict, checksums: dict) -> str:
     return h.hexdigest()
 
 
-def expand(patterns: list[Path]) -> list[Path]:
-    """Input paths with shell-style globs expanded (a pattern matching nothing is an error)."""
-    import glob
-
-    files: list[Path] = []
-    for pattern in map(str, patterns):
-        if glob.has_magic(pattern):
-            found = sorted(glob.glob(pattern))
-            if not found:
-                raise JpasBatchError(f"no input file matches {pattern}")
-            files += map(Path, found)
-        else:
-            files.append(Path(pattern))
-    return files
-
-
-def _read_state(workdir: Path) -> dict:
-    path = workdir / STATE
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _write_state(workdir: Path, state: dict) -> None:
-    atomic.write_json(workdir / STATE, state)
-
-
 # --------------------------------------------------------------------------- running
 def run_job(
     job: JobSpec,
@@ -256,140 +143,30 @@ def run_job(
     ``echo`` receives the plan and the stage lines: by default stdout for a dry
     run (the plan is its result) and the ``jpasbatch`` log otherwise.
     """
-    from jpasbatch.distribute.engines import Engines
-
     echo = echo or (print if dry_run else log.info)
 
     paths = Paths(job)
-    state = _read_state(paths.workdir)
+    state = read_state(paths.workdir)
     plans = plan(job, start=start, state=state)
     echo(f"job {job.name!r} in {job.workdir}:")
     for p in plans:
         echo("  " + p.line())
     if dry_run:
         return plans
-    _write_state(paths.workdir, state)  # the input checksums, before hours of work
+    write_state(paths.workdir, state)  # the input checksums, before hours of work
     with Engines(job.resources) as engines:
         for p in plans:
             if p.action == "skip":
                 continue
             echo(f"== {p.stage}")
             t0 = time.perf_counter()
-            _STAGE_FUNCS[p.stage](job, paths, engines, progress)
+            STAGES[p.stage].run(job, paths, engines, progress)
             state.setdefault("stages", {})[p.stage] = {
                 "fingerprint": p.fingerprint,
                 "finished": datetime.now(UTC).isoformat(timespec="seconds"),
                 "seconds": round(time.perf_counter() - t0, 1),
                 "outputs": p.outputs,
             }
-            _write_state(paths.workdir, state)
+            write_state(paths.workdir, state)
             echo(f"   {p.stage} done in {time.perf_counter() - t0:.0f} s")
     return plans
-
-
-def _simulate(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
-    from jpasbatch.sim.emulator import simulate
-
-    simulate(paths.sim, job.simulate, client=engines.dask)
-
-
-def _ingest(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
-    from jpasbatch.catalog.ingest import ingest
-
-    spec = job.ingest
-    inputs = (
-        expand(spec.inputs) if spec.inputs else sorted((paths.sim / "catalogue").glob("*.parquet"))
-    )
-    summary = ingest(
-        inputs,
-        paths.catalogue,
-        cuts=spec.cuts,
-        max_rows_per_partition=spec.max_rows_per_partition,
-        chunk_rows=spec.chunk_rows,
-        client=engines.dask,
-        progress=progress,
-    )
-    log.info(summary.to_text())
-
-
-def _mocks(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
-    from jpasbatch.mocks.pipeline import MocksConfig, error_model_report, make_mocks
-    from jpasbatch.mocks.testsets import build_test_sets
-
-    spec = job.mocks
-    config = MocksConfig(**spec.model_dump(exclude={"report"}))
-    observed = paths.catalogue if job.ingest else None
-    make_mocks(paths.mocks, config, observed=observed, client=engines.dask)
-    if job.simulate:
-        build_test_sets(paths.sim, paths.mocks_dir, seed=config.seed)
-    if spec.report and observed is not None:
-        truth = paths.sim / "truth" if job.simulate else None
-        error_model_report(paths.mocks_dir / "report", observed, config, truth=truth)
-
-
-def _ray_fields(job: JobSpec) -> dict:
-    """A training spec's Ray fields, from the job's ``resources.ray``."""
-    ray = job.resources.ray
-    return {"workers": ray.workers, "use_gpu": ray.use_gpu, "max_failures": ray.max_failures,
-            "ray_address": ray.address}  # fmt: skip
-
-
-def _train(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
-    from jpasbatch.classify.train import TrainSpec, train
-
-    fields = job.train.model_dump(exclude={"train", "out"}) | _ray_fields(job)
-    spec = TrainSpec(train=job.train.train or [paths.mocks], out=paths.runs, **fields)
-    log.info(f"model: {train(spec)}")
-
-
-def _foundation(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
-    from jpasbatch.foundation.train import FoundationSpec, train
-
-    fields = job.foundation.model_dump(exclude={"train", "out"}) | _ray_fields(job)
-    spec = FoundationSpec(train=job.foundation.train or [paths.mocks], out=paths.runs, **fields)
-    log.info(f"foundation model: {train(spec)}")
-
-
-def _infer(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
-    from jpasbatch.vac.infer import InferSpec, infer
-    from jpasbatch.vac.targets import write_targets
-
-    spec = job.infer
-    infer_spec = InferSpec(
-        catalogue=paths.infer_catalogue,
-        model=paths.model,
-        foundation=paths.foundation,
-        out=paths.vac,
-        batch_size=spec.batch_size,
-        rows_per_partition=spec.rows_per_partition,
-        dtype=spec.dtype,
-        templates=spec.templates,
-        class_source=spec.class_source,
-        z_source=spec.z_source,
-        gpus=job.resources.gpus,
-    )
-    summary = infer(infer_spec, client=None if job.resources.gpus else engines.dask,
-                    progress=progress)  # fmt: skip
-    targets = write_targets(
-        paths.vac, threshold=spec.targets.p_qso, mag_limit=spec.targets.mag_limit
-    )
-    log.info(f"VAC: {summary['rows_vac']:,} rows, {summary['rows_rejected']:,} rejected; "
-          f"targets: {targets['qso_targets']}")  # fmt: skip
-
-
-def _evaluate(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
-    from jpasbatch.pipeline.report import job_report
-
-    job_report(job, paths)
-
-
-_STAGE_FUNCS = {
-    "simulate": _simulate,
-    "ingest": _ingest,
-    "mocks": _mocks,
-    "train": _train,
-    "foundation": _foundation,
-    "infer": _infer,
-    "evaluate": _evaluate,
-}
-assert set(_STAGE_FUNCS) == set(STAGES)

@@ -18,9 +18,6 @@ from jpasbatch.core.errors import InputError
 
 M = TypeVar("M", bound=BaseModel)
 
-#: The pipeline's stages, in order (the sections of a job spec).
-STAGES = ("simulate", "ingest", "mocks", "train", "foundation", "infer", "evaluate")
-
 
 def job_specs() -> dict[str, type[BaseModel]]:
     """Stage name -> spec model (imported lazily: the stages pull in torch, dask...)."""
@@ -29,7 +26,7 @@ def job_specs() -> dict[str, type[BaseModel]]:
     from jpasbatch.classify.train import TrainSpec
     from jpasbatch.foundation.train import FoundationSpec
     from jpasbatch.mocks.pipeline import MocksConfig
-    from jpasbatch.pipeline.job import JobSpec
+    from jpasbatch.pipeline.stages import JobSpec
     from jpasbatch.sim.emulator import SimulateConfig
     from jpasbatch.spectra.emulate import EmulateConfig
     from jpasbatch.spectra.train import SpectraTrainSpec

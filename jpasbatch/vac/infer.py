@@ -58,7 +58,21 @@ STARTED = "started.json"
 REAL_SKY = "real_sky.json"
 
 
-class InferSpec(BaseModel):
+class InferOptions(BaseModel):
+    """How the VAC's columns are computed: what ``jpasbatch infer`` and a job's ``infer``
+    section share (see :class:`InferSpec` for each field)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = Field(65536, ge=1)
+    rows_per_partition: int = Field(200_000, ge=1)
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    templates: Literal["full", "coarse", "none"] = "full"
+    class_source: Literal["auto", "classifier", "template", "combined"] = "auto"
+    z_source: Literal["auto", "template", "foundation", "none"] = "auto"
+
+
+class InferSpec(InferOptions):
     """A VAC production run.
 
     Attributes
@@ -111,24 +125,16 @@ class InferSpec(BaseModel):
         :func:`jpasbatch.vac.kernel.process_partition`).
     """
 
-    model_config = ConfigDict(extra="forbid")
-
     catalogue: Path
     model: Path | None = None
     foundation: Path | None = None
     out: Path = Path("vac")
     resume: bool = False
-    batch_size: int = Field(65536, ge=1)
-    rows_per_partition: int = Field(200_000, ge=1)
     device: Literal["cpu", "cuda"] = "cpu"
-    dtype: Literal["float32", "bfloat16"] = "float32"
     gpus: int = Field(0, ge=0)
     workers: int | None = Field(None, ge=1)
     dask_address: str | None = None
     keep_columns: list[str] | None = None
-    templates: Literal["full", "coarse", "none"] = "full"
-    class_source: Literal["auto", "classifier", "template", "combined"] = "auto"
-    z_source: Literal["auto", "template", "foundation", "none"] = "auto"
 
     @model_validator(mode="after")
     def _something_to_run(self) -> InferSpec:

@@ -11,8 +11,10 @@ import yaml
 
 from jpasbatch.core.errors import InputError
 from jpasbatch.pipeline.job import load_job
-from jpasbatch.pipeline.runner import STATE, plan
-from jpasbatch.pipeline.specs import STAGES, job_specs
+from jpasbatch.pipeline.runner import plan
+from jpasbatch.pipeline.specs import job_specs
+from jpasbatch.pipeline.stages import STAGES
+from jpasbatch.pipeline.state import STATE
 
 TINY = {
     "name": "tiny",
