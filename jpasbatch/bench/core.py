@@ -110,7 +110,7 @@ def versions() -> dict[str, str]:
     """Versions of jpasbatch and of the libraries the stages' figures depend on."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from jpasbatch import __version__
+    from jpasbatch.core.version import __version__
 
     out = {"jpasbatch": __version__}
     for name in (

@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from jpasbatch.catalog.schemas import HEALPIX_COLUMN
 from jpasbatch.core import atomic
 from jpasbatch.core.errors import JpasBatchError
+from jpasbatch.distribute.dask import gather
 
 #: HEALPix order of ``_healpix_29``.
 SPATIAL_ORDER = 29
@@ -228,14 +229,10 @@ def partition(
     int
         Rows written.
     """
-    from dask.distributed import as_completed
     from hats.io import paths
     from hats.io.file_io import get_parquet_write_table_kwargs
     from hats.pixel_math import healpix_shim as hp
     from hats.pixel_math.healpix_pixel import HealpixPixel
-    from tqdm import tqdm
-
-    from jpasbatch.core.progress import disable as progress_disable
 
     order = args.mapping_healpix_order
     index = [pq.read_table(p, columns=[HEALPIX_COLUMN]).column(0).to_numpy() for p in kept_files]
@@ -260,12 +257,7 @@ def partition(
         )
         futures.append(client.submit(write_pixel, slices, str(dest), schema, rows, kwargs,
                                      pure=False))  # fmt: skip
-    written = 0
-    with tqdm(total=len(futures), desc="partition", unit="pixel",
-              disable=progress_disable(progress)) as bar:  # fmt: skip
-        for future in as_completed(futures):
-            written += future.result()
-            bar.update(1)
+    written = sum(gather(futures, progress, "partition", unit="pixel"))
     if written != total:
         raise JpasBatchError(f"{written} rows written to pixels, {total} kept")
     _finish(args, pixels, histogram, total)

@@ -1,23 +1,32 @@
-"""The one thin distribution layer: how jpasbatch gets a Dask client.
+"""Dask for the whole package: how a client is made, and how tasks' results come back.
 
-Library stages take an optional ``client``; this module decides how one is made
-when none is given (a local cluster sized for the machine, or a scheduler
-address), so kernels never import dask. (Cluster managers beyond that live
-where they are chosen: dask-jobqueue in :mod:`jpasbatch.distribute.engines`, dask-cuda in
-:mod:`jpasbatch.vac.infer`.)
+Library stages take an optional ``client``; :func:`dask_client` decides how one is
+made when none is given (a local cluster sized for the machine, a scheduler
+address, or dask-cuda's ``LocalCUDACluster`` on GPUs), and :func:`gather`
+collects the results of the tasks a stage submitted, with one progress bar. So
+the domain packages never import dask: they submit plain functions to the client
+they are given. (Slurm's dask-jobqueue is chosen per job, in
+:mod:`jpasbatch.distribute.engines`.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
+
+from tqdm import tqdm
+
+from jpasbatch.core.errors import JpasBatchError
+from jpasbatch.core.progress import disable as progress_disable
 
 
 @contextlib.contextmanager
 def dask_client(
-    client=None, *, address: str | None = None, n_workers: int | None = None
+    client=None, *, address: str | None = None, n_workers: int | None = None, gpus: int = 0
 ) -> Iterator:
     """Yield a Dask client: the one given, one connected to ``address``, or a local cluster.
 
@@ -30,6 +39,9 @@ def dask_client(
     n_workers
         Workers of the local cluster (default: one single-threaded worker per
         core, at most 8, which suits the GIL-bound pandas/pyarrow work of the stages).
+    gpus
+        Without ``client`` or ``address``: a dask-cuda ``LocalCUDACluster`` on this
+        many GPUs (the optional ``gpu`` extra) instead of a CPU cluster.
     """
     if client is not None:
         yield client
@@ -40,6 +52,10 @@ def dask_client(
         with Client(address) as c:
             yield c
         return
+    if gpus:
+        with _cuda_cluster(gpus) as cluster, Client(cluster) as c:
+            yield c
+        return
     n = n_workers or max(1, min(os.cpu_count() or 1, 8))
     with (
         LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=None) as cluster,
@@ -48,30 +64,77 @@ def dask_client(
         yield c
 
 
-def gather(futures: list, progress: bool, what: str) -> list:
+def _cuda_cluster(gpus: int):
+    try:
+        from dask_cuda import LocalCUDACluster
+    except ImportError as exc:  # dask-cuda is the optional `gpu` extra
+        raise JpasBatchError(
+            f"--gpus needs dask-cuda: pip install 'jpasbatch[gpu]' ({exc})"
+        ) from None
+    return LocalCUDACluster(CUDA_VISIBLE_DEVICES=",".join(str(i) for i in range(gpus)))
+
+
+def gather(
+    futures: list,
+    progress: bool,
+    what: str,
+    *,
+    unit: str = "part",
+    total: int | None = None,
+    size: Callable[[object], int] | None = None,
+    check: Callable[[object], None] | None = None,
+) -> list:
     """Results of Dask ``futures`` in submission order, with a progress bar as they finish.
 
     Without a terminal (a batch log), a log line per finished part instead.
+
+    Parameters
+    ----------
+    futures
+        The submitted tasks.
+    progress
+        Show progress at all.
+    what, unit
+        The bar's label and unit.
+    total, size
+        The bar's length and how far a result moves it (default: one per task;
+        e.g. rows, with ``size=lambda r: r["rows"]``).
+    check
+        Called on each result as it arrives; what it raises cancels the tasks
+        not yet finished and is raised here.
     """
-    import logging
-    import sys
-
     from dask.distributed import as_completed
-    from tqdm import tqdm
-
-    from jpasbatch.core.progress import disable as progress_disable
 
     results = {}
-    disable = progress_disable(progress)
-    bar = tqdm(total=len(futures), desc=what, unit="part", disable=disable)
+    bar = tqdm(total=len(futures) if total is None else total, desc=what, unit=unit,
+               unit_scale=size is not None, disable=progress_disable(progress))  # fmt: skip
     lines = progress and not sys.stderr.isatty()
-    for done, fut in enumerate(as_completed(futures), 1):
-        results[fut.key] = fut.result()
-        bar.update()
-        if lines:
-            logging.getLogger(__name__).info("%s: %d/%d parts", what, done, len(futures))
-    bar.close()
+    try:
+        for done, fut in enumerate(as_completed(futures), 1):
+            result = fut.result()
+            if check is not None:
+                try:
+                    check(result)
+                except Exception:
+                    fut.client.cancel(futures)
+                    raise
+            results[fut.key] = result
+            bar.update(1 if size is None else size(result))
+            if lines:
+                logging.getLogger(__name__).info("%s: %d/%d parts", what, done, len(futures))
+    finally:
+        bar.close()
     return [results[f.key] for f in futures]
+
+
+def worker_threads() -> int | None:
+    """Threads of the Dask worker this runs in (None outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().state.nthreads
+    except (ImportError, ValueError):
+        return None
 
 
 #: glibc ``mallopt`` parameters (malloc.h).

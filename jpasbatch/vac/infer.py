@@ -30,15 +30,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from tqdm import tqdm
 
 from jpasbatch.catalog.margin import write_margin
 from jpasbatch.catalog.schemas import REJECTS
 from jpasbatch.core import atomic
 from jpasbatch.core.errors import JpasBatchError, RowConservationError
-from jpasbatch.core.progress import disable as progress_disable
 from jpasbatch.core.provenance import file_sha256, provenance
-from jpasbatch.distribute.dask import tune_allocator
+from jpasbatch.distribute.dask import dask_client, gather, tune_allocator, worker_threads
 from jpasbatch.vac import arrays as zarr_arrays
 from jpasbatch.vac import baseline
 from jpasbatch.vac.kernel import process_partition
@@ -296,13 +294,8 @@ def _limit_threads() -> None:
     """
     import torch
 
-    try:
-        from distributed import get_worker
-
-        n = get_worker().state.nthreads
-    except (ImportError, ValueError):
-        return
-    if torch.get_num_threads() != n:
+    n = worker_threads()
+    if n is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
 
 
@@ -311,8 +304,6 @@ def _run_tasks(todo, spec: InferSpec, run_id: str, client, progress: bool) -> li
         return []
     payload = json.loads(spec.model_dump_json())
     with _cluster(spec, client) as c:
-        from distributed import as_completed
-
         # keys unique per output and input: two runs of the same models on one
         # scheduler must never be taken for the same task
         where = hashlib.sha256(str(spec.out.resolve()).encode()).hexdigest()[:8]
@@ -322,47 +313,20 @@ def _run_tasks(todo, spec: InferSpec, run_id: str, client, progress: bool) -> li
             )
             for p in todo
         ]
-        bar = tqdm(total=sum(p.rows for p in todo), desc="infer", unit="row", unit_scale=True,
-                   disable=progress_disable(progress))  # fmt: skip
-        results = []
-        for fut in as_completed(futures):
-            res = fut.result()
-            if "error" in res:
-                c.cancel(futures)
-                bar.close()
-                raise JpasBatchError(res["error"])
-            results.append(res)
-            bar.update(res["rows_in"])
-        bar.close()
-    return results
+        return gather(futures, progress, "infer", unit="row", total=sum(p.rows for p in todo),
+                      size=lambda res: res["rows_in"], check=_task_error)  # fmt: skip
 
 
 def _cluster(spec: InferSpec, client):
-    from jpasbatch.distribute.dask import dask_client
-
-    if spec.gpus and client is None and spec.dask_address is None:
-        return _cuda_client(spec.gpus)
-    return dask_client(client, address=spec.dask_address, n_workers=spec.workers)
+    """The given client, the scheduler at ``dask_address``, or a cluster of the run's own
+    (dask-cuda's on ``spec.gpus`` GPUs)."""
+    return dask_client(client, address=spec.dask_address, n_workers=spec.workers, gpus=spec.gpus)
 
 
-def _cuda_client(gpus: int):
-    import contextlib
-
-    @contextlib.contextmanager
-    def make():
-        try:
-            from dask_cuda import LocalCUDACluster
-        except ImportError as exc:  # dask-cuda is the optional `gpu` extra
-            raise JpasBatchError(
-                f"--gpus needs dask-cuda: pip install 'jpasbatch[gpu]' ({exc})"
-            ) from None
-        from distributed import Client
-
-        devices = ",".join(str(i) for i in range(gpus))
-        with LocalCUDACluster(CUDA_VISIBLE_DEVICES=devices) as cluster, Client(cluster) as c:
-            yield c
-
-    return make()
+def _task_error(result: dict) -> None:
+    """A partition's task reports bad input as a result (a retry would not help)."""
+    if "error" in result:
+        raise JpasBatchError(result["error"])
 
 
 # --------------------------------------------------------------------------- bookkeeping
