@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from jpasbatch.spectra.io.options import ReadOptions
 from jpasbatch.spectra.masks import SDSS_BAD_BITS
-from jpasbatch.spectra.readers import ReadOptions
 from jpasbatch.spectra.units import DEFAULT_FLUX_UNIT
 
 
@@ -34,7 +34,7 @@ def add_read_options(p: argparse.ArgumentParser) -> None:
 
 
 def read_options(args: argparse.Namespace) -> ReadOptions:
-    """The :class:`~jpasbatch.spectra.readers.ReadOptions` of :func:`_add_read_options`."""
+    """The :class:`~jpasbatch.spectra.io.ReadOptions` of :func:`_add_read_options`."""
     bits = tuple(b.strip() for b in args.sdss_bad_bits.split(",") if b.strip())
     return ReadOptions(
         sdss_bad_bits=bits, flux_unit=args.flux_unit, model_spectra=args.model_spectra

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from jpasbatch.core.errors import InputError
-from jpasbatch.spectra.readers import ReadOptions, read_spectra
+from jpasbatch.spectra.io import ReadOptions, read_spectra
 from jpasbatch.spectra.spectrum import Spectrum
 
 #: A spectrum whose median per-pixel S/N is below this is not a noisy object

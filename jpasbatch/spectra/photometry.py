@@ -12,7 +12,7 @@ import pyarrow as pa
 from jpasbatch.core.errors import InputError
 from jpasbatch.physics.photometry import SyntheticPhotometry
 from jpasbatch.spectra.batch import Reject, read_files
-from jpasbatch.spectra.readers import ReadOptions
+from jpasbatch.spectra.io.options import ReadOptions
 from jpasbatch.spectra.spectrum import Spectrum
 
 #: Identity columns of a photometry table, before the band columns.

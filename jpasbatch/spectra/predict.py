@@ -45,8 +45,8 @@ from jpasbatch.core.errors import InputError
 from jpasbatch.spectra.gasnet import Z_RANGE, ensemble_statistics
 from jpasbatch.spectra.grid import LogGrid, network_input
 from jpasbatch.spectra.instrument import C_KMS
+from jpasbatch.spectra.io.options import ReadOptions
 from jpasbatch.spectra.loop import build_model
-from jpasbatch.spectra.readers import ReadOptions
 from jpasbatch.spectra.train import MODEL_FILE, load_model
 
 

@@ -1,7 +1,7 @@
 """Spectra at scale: many survey files -> masked, resampled arrays + an index table.
 
 Files are split into groups (one Dask task each); every task reads its files
-with :func:`jpasbatch.spectra.readers.read_spectra` (SDSS ``spec`` /
+with :func:`jpasbatch.spectra.io.read_spectra` (SDSS ``spec`` /
 ``spec-lite``, DESI coadds, plain tables), takes the readers' bad-pixel mask
 (SDSS ``and_mask != 0`` or ``ivar == 0``, DESI ``MASK`` / ``ivar == 0``),
 resamples flux and inverse variance onto the common log-wavelength grid
@@ -31,7 +31,7 @@ from jpasbatch.core.errors import InputError
 from jpasbatch.spectra import store
 from jpasbatch.spectra.batch import Reject, read_files
 from jpasbatch.spectra.grid import COMMON_GRID, LogGrid, median_snr, resample
-from jpasbatch.spectra.readers import ReadOptions
+from jpasbatch.spectra.io.options import ReadOptions
 
 #: Usable grid pixels below which a spectrum is rejected.
 MIN_GOOD = 500
@@ -123,7 +123,7 @@ def prepare(
     Parameters
     ----------
     paths
-        Spectra files (any format :func:`~jpasbatch.spectra.readers.read_spectra` reads).
+        Spectra files (any format :func:`~jpasbatch.spectra.io.read_spectra` reads).
     out
         Output folder (the :mod:`jpasbatch.spectra.store` layout); a rerun resumes.
     files_per_partition

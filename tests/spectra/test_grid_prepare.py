@@ -17,8 +17,8 @@ from jpasbatch.spectra.grid import (
     pixel_edges,
     resample,
 )
+from jpasbatch.spectra.io import read_spectra
 from jpasbatch.spectra.prepare import prepare, prepare_files
-from jpasbatch.spectra.readers import read_spectra
 
 
 def test_common_grid_is_the_sdss_log_grid():

@@ -20,8 +20,8 @@ from jpasbatch.core.errors import InputError
 from jpasbatch.physics.filters import jpas
 from jpasbatch.spectra.batch import calibration_problem, read_files
 from jpasbatch.spectra.examples import BOSS_LOGLAM, write_fits_table, write_sdss
+from jpasbatch.spectra.io import ReadOptions, read_spectra
 from jpasbatch.spectra.masks import SPPIXMASK, sdss_bad_pixels
-from jpasbatch.spectra.readers import ReadOptions, read_spectra
 from jpasbatch.spectra.spectrum import Spectrum
 
 WAVE = 10**BOSS_LOGLAM

@@ -17,7 +17,7 @@ import pytest
 from astropy.io import fits
 
 from jpasbatch.core.errors import InputError
-from jpasbatch.spectra.readers import (
+from jpasbatch.spectra.io import (
     ReadOptions,
     iter_spectra,
     read_desi,
