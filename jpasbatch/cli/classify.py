@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jpasbatch.cli.train_options import add_ray_options, ray_flags, spec_flags
 from jpasbatch.pipeline.specs import spec_from
 
 
@@ -34,11 +35,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weighting", choices=["column", "balanced", "none"])
     p.add_argument("--validation", nargs="+", type=Path, help="validation inputs")
     p.add_argument("--init-from", type=Path, help="fine-tune this model.json")
-    p.add_argument("--workers", type=int, help="Ray Train workers (default 2)")
-    p.add_argument("--gpu", action="store_true", help="one GPU per worker")
-    p.add_argument("--no-ray", action="store_true", help="train in this process, without Ray")
-    p.add_argument("--ray-address", help="an existing Ray cluster (default: start a local one)")
-    p.add_argument("--max-failures", type=int, help="retries of a failed run (default 1)")
+    add_ray_options(p)
     p.add_argument("--seed", type=int)
     p.set_defaults(func=_run_train)
 
@@ -46,27 +43,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from jpasbatch.classify.train import TrainSpec, train
 
-    flags = {
-        "train": args.inputs or None,
-        "out": args.out,
-        "name": args.name,
-        "model": args.model,
-        "features": args.features,
-        "members": args.members,
-        "epochs": args.epochs,
-        "patience": args.patience,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "weighting": args.weighting,
-        "validation": args.validation,
-        "init_from": args.init_from,
-        "workers": args.workers,
-        "ray_address": args.ray_address,
-        "max_failures": args.max_failures,
-        "seed": args.seed,
-        "use_gpu": args.gpu or None,
-        "ray": False if args.no_ray else None,
-    }
+    fields = ("out", "name", "model", "features", "members", "epochs", "patience", "batch_size",
+              "lr", "weighting", "validation", "init_from", "seed")  # fmt: skip
+    flags = {"train": args.inputs or None} | spec_flags(args, fields) | ray_flags(args)
     spec = spec_from(TrainSpec, args.spec, flags)
     path = train(spec)
     print(f"model: {path}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jpasbatch.cli.train_options import add_ray_options, ray_flags, spec_flags
 from jpasbatch.core import atomic
 from jpasbatch.pipeline.specs import spec_from
 
@@ -33,11 +34,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps-per-epoch", type=int, help="optimiser steps per epoch")
     p.add_argument("--batch-size", type=int, help="per-worker batch (default 256)")
     p.add_argument("--lr", type=float, help="AdamW learning rate (default 3e-4)")
-    p.add_argument("--workers", type=int, help="Ray Train workers (default 2)")
-    p.add_argument("--gpu", action="store_true", help="one GPU per worker")
-    p.add_argument("--no-ray", action="store_true", help="train in this process, without Ray")
-    p.add_argument("--ray-address", help="an existing Ray cluster (default: a local one)")
-    p.add_argument("--max-failures", type=int, help="retries of a failed run (default 1)")
+    add_ray_options(p)
     p.add_argument("--seed", type=int)
     p.set_defaults(func=_run_train)
 
@@ -45,25 +42,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from jpasbatch.foundation.train import FoundationSpec, train
 
-    flags = {
-        "train": args.inputs or None,
-        "out": args.out,
-        "name": args.name,
-        "observed": args.observed,
-        "external": args.external,
-        "exclude": args.exclude,
-        "mmd": args.mmd,
-        "epochs": args.epochs,
-        "steps_per_epoch": args.steps_per_epoch,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "workers": args.workers,
-        "ray_address": args.ray_address,
-        "max_failures": args.max_failures,
-        "seed": args.seed,
-        "use_gpu": args.gpu or None,
-        "ray": False if args.no_ray else None,
-    }
+    fields = ("out", "name", "observed", "external", "exclude", "mmd", "epochs",
+              "steps_per_epoch", "batch_size", "lr", "seed")  # fmt: skip
+    flags = {"train": args.inputs or None} | spec_flags(args, fields) | ray_flags(args)
     spec = spec_from(FoundationSpec, args.spec, flags)
     print(f"model: {train(spec)}")
     return 0

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from jpasbatch.cli.read_options import add_read_options, read_options
+from jpasbatch.cli.train_options import add_ray_options, ray_flags, spec_flags
 from jpasbatch.pipeline.specs import spec_from
 
 
@@ -167,10 +168,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-fnet", action="store_true", help="do not train FNet")
     p.add_argument("--batch-size", type=int, help="per-worker batch (default 64)")
     p.add_argument("--max-train", type=int, help="cap on training spectra per part")
-    p.add_argument("--workers", type=int, help="Ray Train workers (default 2)")
-    p.add_argument("--gpu", action="store_true", help="one GPU per worker")
-    p.add_argument("--no-ray", action="store_true", help="train in this process, without Ray")
-    p.add_argument("--ray-address", help="an existing Ray cluster (default: a local one)")
+    add_ray_options(p, max_failures=False)
     p.add_argument("--threads", type=int, help="torch threads per worker")
     p.add_argument("--seed", type=int)
     p.set_defaults(func=_run_train)
@@ -179,23 +177,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from jpasbatch.spectra.train import SpectraTrainSpec, train
 
-    flags = {
-        "data": args.data,
-        "out": args.out,
-        "name": args.name,
-        "members": args.members,
-        "epochs": args.epochs,
-        "fnet_epochs": args.fnet_epochs,
-        "fnet": False if args.no_fnet else None,
-        "batch_size": args.batch_size,
-        "max_train": args.max_train,
-        "workers": args.workers,
-        "use_gpu": args.gpu or None,
-        "ray": False if args.no_ray else None,
-        "ray_address": args.ray_address,
-        "threads": args.threads,
-        "seed": args.seed,
-    }
+    fields = ("data", "out", "name", "members", "epochs", "fnet_epochs", "batch_size",
+              "max_train", "threads", "seed")  # fmt: skip
+    flags = spec_flags(args, fields) | ray_flags(args) | {"fnet": False if args.no_fnet else None}
     spec = spec_from(SpectraTrainSpec, args.spec, flags)
     print(f"model: {train(spec)}")
     return 0
