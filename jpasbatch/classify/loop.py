@@ -23,7 +23,15 @@ from jpasbatch.classify.data import read_labelled, training_weights
 from jpasbatch.classify.features import FeatureScaler
 from jpasbatch.classify.model import CommitteeMLP, committee_probabilities
 from jpasbatch.core.metrics import confusion_matrix, weighted_f1
-from jpasbatch.distribute.ray import global_steps, load_state, prepare, rank_world, save_state
+from jpasbatch.distribute.ray import (
+    end_epoch,
+    global_steps,
+    load_state,
+    prepare,
+    rank_world,
+    save_state,
+    throughput,
+)
 
 #: Defaults of the loop's config dict (the launcher's spec fills them in).
 DEFAULTS: dict = {
@@ -105,20 +113,13 @@ def train_loop_per_worker(config: dict) -> dict | None:
             total += loss.item() / k
         seconds = time.perf_counter() - t0
         f1 = validation_f1(model, x_val, y_val, device, cfg["prior"], w_val)
-        state["epoch"] += 1
-        improved = f1 > state["best_f1"]
-        if improved:
-            best = {key: v.detach().cpu().clone() for key, v in model.state_dict().items()}
-            state |= {"best_f1": f1, "best_epoch": state["epoch"], "best_model": best}
-        state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+        end_epoch(state, model, f1, best="best_f1", higher=True)
         metrics = {
             "epoch": state["epoch"],
             "loss": total / steps,
             "val_weighted_f1": f1,
             "best_val_weighted_f1": state["best_f1"],
-            "seconds": seconds,
-            "samples_per_s": world * steps * bs / seconds,
-            "workers": world,
+            **throughput(seconds, steps, bs, world),
         }
         state["history"].append(metrics)
         state["model"] = {key: v.detach().cpu() for key, v in model.state_dict().items()}

@@ -75,6 +75,28 @@ def global_steps(n: int, batch: int, world: int) -> int:
     return int(t.item())
 
 
+def end_epoch(state: dict, model: nn.Module, score: float, *, best: str, higher: bool) -> bool:
+    """Count a finished epoch and keep the model's weights if ``score`` is the best yet.
+
+    The early-stopping bookkeeping of every training loop: ``state["epoch"]``,
+    ``state[best]`` (the best score so far; None before the first), ``best_epoch``,
+    ``best_model`` (a CPU copy of the weights) and ``bad_epochs`` (epochs since
+    the last improvement). Returns whether this epoch improved.
+    """
+    state["epoch"] += 1
+    improved = state[best] is None or (score > state[best] if higher else score < state[best])
+    if improved:
+        weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        state |= {best: score, "best_epoch": state["epoch"], "best_model": weights}
+    state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+    return improved
+
+
+def throughput(seconds: float, steps: int, batch: int, world: int) -> dict:
+    """An epoch's time and samples per second over all ``world`` workers (for its metrics)."""
+    return {"seconds": seconds, "samples_per_s": world * steps * batch / seconds, "workers": world}
+
+
 def load_state(config: dict) -> dict | None:
     """The state of the last checkpoint, or None for a fresh run."""
     if config.get("ray"):

@@ -26,7 +26,15 @@ import numpy as np
 import torch
 
 from jpasbatch.core.metrics import confusion_matrix, weighted_f1
-from jpasbatch.distribute.ray import global_steps, load_state, prepare, rank_world, save_state
+from jpasbatch.distribute.ray import (
+    end_epoch,
+    global_steps,
+    load_state,
+    prepare,
+    rank_world,
+    save_state,
+    throughput,
+)
 from jpasbatch.foundation.data import class_index, read_rows, read_unlabelled
 from jpasbatch.foundation.evaluate import photoz_stats
 from jpasbatch.foundation.masking import observation_context, sample_masks, token_weights
@@ -210,21 +218,13 @@ def train_loop_per_worker(config: dict) -> dict | None:
         scores = validate(
             objective, val, val_table, norm, w_target, w_context, cfg, device, allowed
         )
-        state["epoch"] += 1
-        improved = scores["val_loss"] < state["best_loss"]
-        if improved:
-            best = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            state |= {"best_loss": scores["val_loss"], "best_epoch": state["epoch"]}
-            state["best_model"] = best
-        state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+        end_epoch(state, model, scores["val_loss"], best="best_loss", higher=False)
         metrics = {
             "epoch": state["epoch"],
             **{k: v / steps for k, v in sums.items()},
             **scores,
             "lr": sched.get_last_lr()[0],
-            "seconds": seconds,
-            "samples_per_s": world * steps * bs / seconds,
-            "workers": world,
+            **throughput(seconds, steps, bs, world),
         }
         state["history"].append(metrics)
         state["objective"] = {k: v.detach().cpu() for k, v in objective.state_dict().items()}

@@ -30,7 +30,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jpasbatch.distribute.ray import global_steps, load_state, prepare, rank_world, save_state
+from jpasbatch.distribute.ray import (
+    end_epoch,
+    global_steps,
+    load_state,
+    prepare,
+    rank_world,
+    save_state,
+    throughput,
+)
 from jpasbatch.spectra.emulate import CLASSES
 from jpasbatch.spectra.fnet import FNet
 from jpasbatch.spectra.gasnet import Z_RANGE, GaSNetEnsemble, huber
@@ -205,23 +213,13 @@ def train_loop_per_worker(config: dict) -> dict | None:
             total += float(loss.item())
         seconds = time.perf_counter() - t0
         metric = validation_metric(task, predict_batches(model, x_va, device), y_va, z_va)
-        state["epoch"] += 1
-        value = metric[key]
-        improved = state["best"] is None or (
-            value > state["best"] if higher else value < state["best"]
-        )
-        if improved:
-            best = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            state |= {"best": value, "best_epoch": state["epoch"], "best_model": best}
-        state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+        end_epoch(state, model, metric[key], best="best", higher=higher)
         metrics = {
             "epoch": state["epoch"],
             "loss": total / steps,
             **metric,
             "lr": opt.param_groups[0]["lr"],
-            "seconds": seconds,
-            "samples_per_s": world * steps * bs / seconds,
-            "workers": world,
+            **throughput(seconds, steps, bs, world),
         }
         state["history"].append(metrics)
         state["model"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
