@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jpasbatch.catalog.schemas import CLASSES
 from jpasbatch.classify.data import read_labelled
-from jpasbatch.classify.evaluate import MODEL_CARDS, PAPER_F1, load_model, predict, report_model
+from jpasbatch.classify.evaluate import PAPER_F1, predict, report_model
+from jpasbatch.classify.load import MODEL_CARDS, load_model
 from jpasbatch.classify.ssda import labelled_observed
 from jpasbatch.classify.train import TrainSpec, train
 from jpasbatch.core.metrics import evaluate, summary

@@ -33,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jpasbatch.catalog.schemas import CLASSES
 from jpasbatch.classify.data import from_table
-from jpasbatch.classify.evaluate import load_model, predict
+from jpasbatch.classify.evaluate import predict
+from jpasbatch.classify.load import load_model
 from jpasbatch.classify.train import TrainSpec, train
 from jpasbatch.core import metrics
 from jpasbatch.core.provenance import provenance

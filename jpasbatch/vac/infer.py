@@ -345,7 +345,7 @@ def _check_models(spec: InferSpec) -> None:
     """Load the models once here (on the CPU): a damaged or refused model file is one
     clear error before any cluster starts or anything is written."""
     if spec.model is not None:
-        from jpasbatch.classify.evaluate import load_model
+        from jpasbatch.classify.load import load_model
 
         load_model(spec.model)
     if spec.foundation is not None:
@@ -408,7 +408,7 @@ def z_source(spec: InferSpec) -> Literal["template", "foundation", "none"]:
 
 
 def _model_file(path: Path) -> Path:
-    from jpasbatch.classify.evaluate import model_file
+    from jpasbatch.classify.load import model_file
 
     return model_file(path)
 

@@ -22,7 +22,7 @@ import torch
 from jpasbatch.catalog.cuts import has_reference, photometry_arrays
 from jpasbatch.catalog.schemas import CLASSES
 from jpasbatch.classify.classifier import Classifier
-from jpasbatch.classify.evaluate import load_model
+from jpasbatch.classify.load import load_model
 from jpasbatch.core.metrics import entropy
 from jpasbatch.core.provenance import file_sha256
 from jpasbatch.vac import baseline

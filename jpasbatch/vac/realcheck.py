@@ -178,7 +178,7 @@ RECORDED = {
 
 def record_path(model: str | Path, kind: str = "classifier") -> Path:
     """Where :func:`record` writes ``model``'s figures; refuses a published model."""
-    from jpasbatch.classify.evaluate import model_file
+    from jpasbatch.classify.load import model_file
     from jpasbatch.core.modelio import model_paths
     from jpasbatch.vac.infer import REAL_SKY
 

@@ -7,7 +7,7 @@ import pytest
 
 from jpasbatch.catalog.schemas import CLASSES
 from jpasbatch.classify.data import from_table
-from jpasbatch.classify.evaluate import load_model
+from jpasbatch.classify.load import load_model
 from jpasbatch.classify.transfer import TransferSpec, held_out, run_transfer
 
 FAMS = ["star_pickles", "star_redrock", "gal_kcorrect", "qso_sdss_pca"]

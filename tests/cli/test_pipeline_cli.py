@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 from sklearn.metrics import f1_score
 
 from jpasbatch.classify.data import read_labelled
-from jpasbatch.classify.evaluate import load_model, predict
+from jpasbatch.classify.evaluate import predict
+from jpasbatch.classify.load import load_model
 from jpasbatch.cli import main
 
 

@@ -9,8 +9,8 @@ import pytest
 from jpasbatch.catalog.cuts import photometry_arrays
 from jpasbatch.catalog.random import random_catalogue
 from jpasbatch.classify.classifier import Classifier
-from jpasbatch.classify.evaluate import load_model
 from jpasbatch.classify.features import FeatureScaler
+from jpasbatch.classify.load import load_model
 from jpasbatch.classify.model import CommitteeMLP
 from jpasbatch.core import defaults
 from jpasbatch.core.errors import InputError

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from jpasbatch.classify.classifier import Classifier
-from jpasbatch.classify.evaluate import load_model as load_classifier
 from jpasbatch.classify.features import FeatureScaler
 from jpasbatch.classify.forest import ForestClassifier
+from jpasbatch.classify.load import load_model as load_classifier
 from jpasbatch.classify.model import CommitteeMLP
 from jpasbatch.core import modelio
 from jpasbatch.core.errors import InputError

@@ -214,7 +214,7 @@ def test_resume_skips_finished_partitions_and_gives_the_same_vac(
     for a, b in zip(files, sorted((out / "dataset").rglob("Npix=*.parquet")), strict=True):
         assert pq.read_table(a).equals(pq.read_table(b))
     # resuming with another model would mix two runs in one VAC: refused
-    from jpasbatch.classify.evaluate import load_model
+    from jpasbatch.classify.load import load_model
 
     clf = load_model(committee)
     clf.temperature = 2.0  # a different model, as valid as the first
