@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterator
 
 from jpasbatch.core.errors import JpasBatchError
+from jpasbatch.distribute.dask import dask_client
 
 
 class WorkerSubset:
@@ -91,17 +92,10 @@ class BenchEngines:
     def client(self):
         """The run's Dask client (started on first use)."""
         if self._client is None:
-            from distributed import Client, LocalCluster
-
-            if self.dask_address:
-                self._client = self._stack.enter_context(Client(self.dask_address))
-            else:
-                cluster = self._stack.enter_context(
-                    LocalCluster(
-                        n_workers=self.max_workers, threads_per_worker=1, dashboard_address=None
-                    )
-                )
-                self._client = self._stack.enter_context(Client(cluster))
+            self._client = self._stack.enter_context(
+                dask_client(address=self.dask_address, n_workers=self.max_workers)
+            )
+            if not self.dask_address:
                 self._client.wait_for_workers(self.max_workers, timeout=120)
             workers = self.dask_workers()
             if len(workers) < self.max_workers:
