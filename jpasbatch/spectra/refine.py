@@ -100,6 +100,8 @@ REBIN = 10
 BLOCK = 16
 #: Up to this many spectra, the normal matrices are formed spectrum by spectrum.
 SMALL_N = 2
+#: Pixels summed into one for the coarse stage (galaxies and QSOs): ~280 km/s bins.
+COARSE_BIN = 4
 #: A spike: this many sigma above its neighbourhood ...
 SPIKE_SIGMA = 8.0
 #: ... while its neighbours are below this fraction of it (or 3 sigma).
@@ -119,6 +121,26 @@ def _basis(kind: str) -> tuple[np.ndarray, np.ndarray]:
         basis = basis[:, :n].reshape(basis.shape[0], -1, REBIN).mean(2)
     basis = basis / np.sqrt(np.mean(basis**2, axis=1, keepdims=True))
     return wave, basis
+
+
+@cache
+def _smoothed_basis(kind: str, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_basis` averaged over a box ``width`` wide in ln(wavelength).
+
+    The spectra's pixels are uniform in ln(wavelength), so a bin of several
+    pixels is a box of fixed width in ln(rest wavelength) at every z: this
+    basis, sampled at a bin's centre, is the template's mean over the bin.
+    """
+    wave, basis = _basis(kind)
+    lnw = np.log(wave)
+    # samples per box: at least two per template step, so narrow lines are not aliased
+    m = max(8, int(np.ceil(8 * width / np.diff(lnw).min())))
+    sub = width / m
+    x = np.arange(lnw[0], lnw[-1], sub)
+    fine = np.array([np.interp(x, lnw, b) for b in basis])
+    c = np.cumsum(np.pad(fine, ((0, 0), (1, 0))), axis=1)
+    box = (c[:, m:] - c[:, :-m]) / m
+    return np.exp(x[: box.shape[1]] + (m - 1) * sub / 2), box
 
 
 def _kinds(cls: str, z: float) -> list[str]:
@@ -145,15 +167,18 @@ def _legendre(wave: np.ndarray, order: int) -> np.ndarray:
     return np.polynomial.legendre.legvander(t, order).T
 
 
-def _design(kind: str, z: float, wave: np.ndarray, poly: np.ndarray) -> np.ndarray:
+def _design(
+    kind: str, z: float, wave: np.ndarray, poly: np.ndarray, smooth: float = 0.0
+) -> np.ndarray:
     """Design ``(k, L)`` at z: the template rows (zero where it does not reach), the polynomial.
 
     Every good pixel counts at every z, the ones a template does not reach with
     the polynomial alone: a chi2 over fewer pixels would be lower for that
     alone (QSO-LOZ stops at 9633 A rest, so at z ~ 0 it "won" by the ~200
-    reddest pixels it dropped).
+    reddest pixels it dropped). ``smooth``: the templates' box average in
+    ln(wavelength) (:func:`_smoothed_basis`), for binned pixels.
     """
-    rest_wave, basis = _basis(kind)
+    rest_wave, basis = _smoothed_basis(kind, smooth) if smooth else _basis(kind)
     rest = wave / (1 + z)
     t = np.array([np.interp(rest, rest_wave, b, left=0.0, right=0.0) for b in basis])
     return np.vstack([t, poly])
@@ -183,14 +208,38 @@ def _solve_block(designs: np.ndarray, w, wf, wff) -> np.ndarray:
     return np.maximum(fwf - np.einsum("nmk,nmk->nm", b, c), 0.0)
 
 
+def _bin_pixels(a: np.ndarray, size: int) -> np.ndarray:
+    """Sums of ``size`` adjacent pixels along the last axis (the last, partial bin dropped)."""
+    n = (a.shape[-1] // size) * size
+    return a[..., :n].reshape(*a.shape[:-1], -1, size).sum(-1)
+
+
+def _binned(wave, w, wf, size: int):
+    """Spectra binned by ``size`` pixels: bin centres, ``w, wf, wff``, and the bin's width.
+
+    A bin's flux is the inverse-variance-weighted mean ``sum(w f) / sum(w)``
+    with weight ``sum(w)``, so its ``wff`` is ``sum(w f)^2 / sum(w)``; the
+    model is the templates' mean over the bin (:func:`_smoothed_basis`), exact
+    where the weights are even within a bin. Width: in ln(wavelength).
+    """
+    lnw = np.log(wave)
+    centre = np.exp(_bin_pixels(lnw, size) / size)
+    wb, wfb = _bin_pixels(w, size), _bin_pixels(wf, size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        wffb = np.where(wb > 0, wfb**2 / wb, 0.0)
+    return centre, wb, wfb, wffb, size * (lnw[-1] - lnw[0]) / (lnw.size - 1)
+
+
 def _scan_windows(
-    cls: str, wave, w, wf, wff, start: np.ndarray, width: np.ndarray, step: float, poly_order: int
-) -> np.ndarray:
+    cls: str, wave, w, wf, wff, start: np.ndarray, width: np.ndarray, step: float, poly_order: int,
+    smooth: float = 0.0,
+) -> np.ndarray:  # fmt: skip
     """Chi2 ``(n, max(width))`` on grid points ``start .. start + width - 1`` (inf beyond).
 
     Grid points are taken in blocks of :data:`BLOCK` designs; each block is one
     product over the spectra whose windows touch it (the best template kind at
-    each z for classes with several).
+    each z for classes with several). ``smooth``: the pixels are bins of this
+    width in ln(wavelength) (:func:`_binned`), and the templates are averaged so.
     """
     z = class_grid(cls, step)
     poly = _legendre(wave, poly_order)
@@ -209,7 +258,7 @@ def _scan_windows(
         # one product per kind: kinds can differ in size (QSO 4 vectors, others 5)
         for kind in dict.fromkeys(k for _, k in pairs):
             jj = [j for j, k in pairs if k == kind]
-            designs = np.stack([_design(kind, z[j], wave, poly) for j in jj])
+            designs = np.stack([_design(kind, z[j], wave, poly, smooth) for j in jj])
             chi2 = _solve_block(designs, w[sel], wf[sel], wff[sel])
             cols = np.asarray(jj) - js[0]
             for q, col in enumerate(cols):
@@ -334,31 +383,41 @@ def _coarse_minima(chi2: np.ndarray, step: float) -> np.ndarray:
     return out
 
 
-def _fit_class(cls, wave, w, wf, wff, start, width, core, poly_order, dof):
+def _fit_class(cls, wave, w, wf, wff, start, width, core, poly_order, dof, bin_pixels):
     """Coarse window scan, fine refinement of the best minima: per-row z, error, chi2, gap, edge.
+
+    The coarse scan of galaxies and QSOs runs on spectra binned by ``bin_pixels``
+    (its cost falls by that factor; the fine grid and the parabola use every pixel).
 
     ``core``: ``(lo, hi)`` offsets of the prior's window inside ``start .. start + width``;
     a best minimum outside it (or at either end) is at the window's edge.
     """
     coarse, fine = STEPS[cls]
     n = start.size
-    chi2c = _scan_windows(cls, wave, w, wf, wff, start, width, coarse, poly_order)
+    size = 1 if cls == "STAR" else bin_pixels
+    if size > 1:
+        *binned, smooth = _binned(wave, w, wf, size)
+        chi2c = _scan_windows(cls, *binned, start, width, coarse, poly_order, smooth)
+    else:
+        chi2c = _scan_windows(cls, wave, w, wf, wff, start, width, coarse, poly_order)
     cand = _coarse_minima(chi2c, coarse)  # (n, N_MINIMA) window offsets
     xc = np.log1p(class_grid(cls, coarse))
     xf = np.log1p(class_grid(cls, fine))
-    ratio = round(coarse / fine)
-    # fine windows: one coarse step either side of each candidate, inside the coarse window
+    # fine windows around each candidate, inside the coarse window: one coarse step
+    # either side, plus half a bin (a binned curve's minimum can sit that far off)
+    half = coarse + 0.5 * (size - 1) * np.log(wave[1] / wave[0])
+    span = 2 * int(np.ceil(half / fine - 1e-9)) + 1
     rows = np.repeat(np.arange(n), N_MINIMA)
     valid = cand.ravel() >= 0
     centre = xc[start[rows] + np.maximum(cand.ravel(), 0)]
     lo_c = xc[start[rows]]
     hi_c = xc[start[rows] + width[rows] - 1]
-    lo = np.searchsorted(xf, np.maximum(centre - coarse, lo_c) - 1e-12)
-    hi = np.searchsorted(xf, np.minimum(centre + coarse, hi_c) + 1e-12, side="right")
+    lo = np.searchsorted(xf, np.maximum(centre - half, lo_c) - 1e-12)
+    hi = np.searchsorted(xf, np.minimum(centre + half, hi_c) + 1e-12, side="right")
     fstart = np.clip(lo, 0, xf.size - 1)
-    fwidth = np.clip(hi - lo, 1, 2 * ratio + 1)
+    fwidth = np.clip(hi - lo, 1, span)
     r, v = rows[valid], np.flatnonzero(valid)
-    chi2f = np.full((rows.size, 2 * ratio + 1), np.inf)
+    chi2f = np.full((rows.size, span), np.inf)
     chi2f[v, : fwidth[v].max()] = _scan_windows(
         cls, wave, w[r], wf[r], wff[r], fstart[v], fwidth[v], fine, poly_order
     )
@@ -380,8 +439,9 @@ def _fit_class(cls, wave, w, wf, wff, start, width, core, poly_order, dof):
 
 
 def _fit(
-    wave, flux, ivar, classes, windows, poly_order, z_net, z_net_err, widen: bool = False
-) -> RefineResult:
+    wave, flux, ivar, classes, windows, poly_order, z_net, z_net_err, widen: bool = False,
+    bin_pixels: int = 1,
+) -> RefineResult:  # fmt: skip
     """Shared body: ``windows(cls, rows) -> (start, width, core)`` on the class's coarse grid.
 
     ``widen``: a row whose best minimum of a class falls in a guard band (the
@@ -400,7 +460,8 @@ def _fit(
         start, width, core = windows(cls, rows)
         k = _basis(_kinds(cls, 0.0)[0])[1].shape[0] + poly_order + 1
         sub = (w[rows], wf[rows], wff[rows])
-        out = list(_fit_class(cls, wave, *sub, start, width, core, poly_order, npix[rows] - k))
+        dof = npix[rows] - k
+        out = list(_fit_class(cls, wave, *sub, start, width, core, poly_order, dof, bin_pixels))
         size = class_grid(cls, STEPS[cls][0]).size
         redo = np.flatnonzero(out[4] & ((start > 0) | (start + width < size))) if widen else []
         if len(redo):
@@ -408,7 +469,7 @@ def _fit(
             zero = np.zeros(len(redo), int)
             again = _fit_class(
                 cls, wave, *(a[redo] for a in sub), zero, whole, (zero, whole), poly_order,
-                npix[rows[redo]] - k,
+                dof[redo], bin_pixels,
             )  # fmt: skip
             for j in range(5):
                 out[j][redo] = again[j]
@@ -477,6 +538,7 @@ def refine(
     n_sigma: float = WINDOW_SIGMAS,
     floor: Mapping[str, float] | None = None,
     widen: bool = False,
+    bin_pixels: int = COARSE_BIN,
 ) -> RefineResult:
     """Refine the networks' redshifts by a template fit in a window around them.
 
@@ -509,6 +571,9 @@ def refine(
         guard band (the chi2 says the prior is off): the pipeline's choice, at
         the cost of a scan for those spectra only. Off, such spectra keep the
         window's answer and ``Z_FITLIMIT``.
+    bin_pixels
+        Pixels binned into one for the coarse stage of galaxies and QSOs (1: every
+        pixel, as :func:`full_scan`).
 
     Returns
     -------
@@ -540,7 +605,7 @@ def refine(
         hi2 = np.clip(np.searchsorted(grid, x + half + floors[cls], side="right"), hi, grid.size)
         return lo2, hi2 - lo2, (lo - lo2, hi - lo2)
 
-    return _fit(wave, flux, ivar, cands, windows, poly_order, z_first, e_first, widen)
+    return _fit(wave, flux, ivar, cands, windows, poly_order, z_first, e_first, widen, bin_pixels)
 
 
 def full_scan(
@@ -550,11 +615,13 @@ def full_scan(
     classes: Sequence[str] | Sequence[Sequence[str]] | str = ("STAR", "GALAXY", "QSO"),
     *,
     poly_order: int = 3,
+    bin_pixels: int = 1,
 ) -> RefineResult:
     """The same chi2 over each class's whole range, as redrock does (the peer of :func:`refine`).
 
     ``classes``: as in :func:`refine`; a tuple of class names (the default: all
-    three) is fitted for every spectrum.
+    three) is fitted for every spectrum. ``bin_pixels``: as in :func:`refine`;
+    the default 1 scans every pixel, as redrock does.
     """
     flux = np.atleast_2d(flux)
     n = flux.shape[0]
@@ -566,7 +633,7 @@ def full_scan(
         return np.zeros(rows.size, int), whole, (np.zeros(rows.size, int), whole)
 
     nan = np.full(n, np.nan)
-    return _fit(wave, flux, ivar, classes, windows, poly_order, nan, nan)
+    return _fit(wave, flux, ivar, classes, windows, poly_order, nan, nan, bin_pixels=bin_pixels)
 
 
 def chi2_direct(

@@ -35,6 +35,12 @@ REFINED_COLUMNS = ("Z", "Z_ERR", "Z_NET", "Z_NET_ERR", "SPECTYPE", "DELTACHI2", 
 #: validation split of the training set (300 spectra; not the test split): template
 #: mismatch and correlated residuals that chi2/dof does not see.
 Z_ERR_SCALE = {"STAR": 1.0, "GALAXY": 1.95, "QSO": 2.1}
+#: The shipped ensembles' spread under-states their error by these factors: on the
+#: validation split of their training set (641 galaxies, 629 QSOs; not the test
+#: split) 68.3 % of |ln(1 + z_net) - ln(1 + z_true)| lie within this multiple of
+#: Z_<CLASS>_ERR / (1 + z_net). :func:`priors` scales the spread by it, so the
+#: refinement's window (5 sigma) holds the redshift for 99.4 % of them (88 % unscaled).
+SIGMA_SCALE = {"GALAXY": 3.0, "QSO": 3.46}
 #: Where the classifier's top probability reaches this, its class alone is fitted.
 P_SURE = 0.95
 
@@ -60,11 +66,14 @@ def top_two(pred: pd.DataFrame, sure: float = P_SURE) -> list[tuple[str, ...]]:
     return [(r[0],) if a else tuple(r) for r, a in zip(names[order], alone, strict=True)]
 
 
-def priors(pred: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def priors(
+    pred: pd.DataFrame, scale: dict[str, float] = SIGMA_SCALE
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Each class's redshift prior and error: its own ensemble's (stars: 0).
 
-    A class without an ensemble in the model gets NaN: the refinement then
-    scans its whole range.
+    The error is the ensemble's spread times ``scale`` (:data:`SIGMA_SCALE`). A
+    class without an ensemble in the model gets NaN: the refinement then scans
+    its whole range.
     """
     n = len(pred)
     z = {"STAR": np.zeros(n)}
@@ -72,7 +81,8 @@ def priors(pred: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.ndar
     for cls in ("GALAXY", "QSO"):
         z[cls] = pred[f"Z_{cls}"].to_numpy(float) if f"Z_{cls}" in pred else np.full(n, np.nan)
         col = f"Z_{cls}_ERR"
-        err[cls] = pred[col].to_numpy(float) if col in pred else np.full(n, np.nan)
+        spread = pred[col].to_numpy(float) if col in pred else np.full(n, np.nan)
+        err[cls] = spread * scale.get(cls, 1.0)
     return z, err
 
 

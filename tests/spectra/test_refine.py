@@ -166,3 +166,34 @@ def test_a_sure_network_has_its_class_fitted_alone():
     pred = pd.DataFrame({"P_STAR": [0.01, 0.1], "P_GALAXY": [0.96, 0.5], "P_QSO": [0.03, 0.4]})
     assert top_two(pred) == [("GALAXY",), ("GALAXY", "QSO")]
     assert top_two(pred, sure=1.01)[0] == ("GALAXY", "QSO")
+
+
+def test_binned_chi2_matches_a_direct_fit_to_binned_spectra(emulated):
+    """The coarse stage's binned chi2 against lstsq on spectra and templates binned by a loop."""
+    index, flux, ivar = emulated
+    size = R.COARSE_BIN
+    for cls in ("GALAXY", "QSO"):
+        i = int(np.flatnonzero(index["CLASS"].to_numpy() == cls)[0])
+        w, wf, _, _ = R._weights(flux[i : i + 1], ivar[i : i + 1])
+        centre, wb, wfb, wffb, smooth = R._binned(WAVE, w, wf, size)
+        step = R.STEPS[cls][0]
+        grid = R.class_grid(cls, step)
+        start = np.array([np.searchsorted(grid, index["Z"].to_numpy()[i]) - 2])
+        chi2 = R._scan_windows(cls, centre, wb, wfb, wffb, start, np.array([5]), step, 3, smooth)
+        nb = centre.size
+        for j in (0, 2, 4):
+            z = grid[start[0] + j]
+            rest_wave, basis = R._basis(R._kinds(cls, z)[0])
+            # the template's mean over each bin, from 64 samples spread evenly across it
+            lnw = np.log(WAVE)
+            dlnw = lnw[1] - lnw[0]
+            sub = np.log(centre)[:, None] + dlnw * size * ((np.arange(64) + 0.5) / 64 - 0.5)
+            rest = np.exp(sub).ravel() / (1 + z)
+            t = np.array([np.interp(rest, rest_wave, b, left=0, right=0) for b in basis])
+            design = np.vstack([t.reshape(len(t), nb, 64).mean(2), R._legendre(centre, 3)])
+            weight = w[0, : nb * size].reshape(nb, size).sum(1)
+            y = (wf[0, : nb * size].reshape(nb, size).sum(1)) / np.where(weight > 0, weight, 1)
+            sw = np.sqrt(weight)
+            c = np.linalg.lstsq(design.T * sw[:, None], y * sw, rcond=None)[0]
+            direct = np.sum(weight * (design.T @ c - y) ** 2)
+            assert chi2[0, j] == pytest.approx(direct, rel=2e-3), (cls, j)

@@ -37,4 +37,4 @@ def test_shipped_spectral_models_classify_emulated_spectra():
     index, flux, _, good = observe(draw_targets(config), 9, config)
     pred = model.predict_arrays(flux, good)
     assert (pred["CLASS"].to_numpy() == index["CLASS"].to_numpy()).mean() >= 0.75
-    assert np.allclose(pred[["P_STAR", "P_GALAXY", "P_QSO"]].sum(1), 1, atol=1e-5)
+    assert np.allclose(pred[["P_STAR", "P_GALAXY", "P_QSO"]].sum(axis=1), 1, atol=1e-5)
