@@ -135,7 +135,7 @@ def resample_catalogue(
     -------
     ResampleSummary
     """
-    from jpasbatch.distribute.dask import dask_client, gather
+    from jpasbatch.distribute.dask import map_tasks
 
     if not 0 < rows_per_file < MAX_NUMBER:
         raise JpasBatchError(f"rows_per_file must be below {MAX_NUMBER:,}, got {rows_per_file}")
@@ -160,15 +160,9 @@ def resample_catalogue(
         "seed": seed,
         "first_tile": first_tile,
     }
-    with dask_client(client, n_workers=n_workers) as c:
-        pool_f = c.scatter(clean, broadcast=True)
-        futures = [
-            c.submit(
-                write_file, pool_f, out, i, rows, formats[i % len(formats)], params, pure=False
-            )
-            for i, rows in enumerate(sizes)
-        ]
-        done = gather(futures, progress, "resample")
+    calls = [(out, i, rows, formats[i % len(formats)], params) for i, rows in enumerate(sizes)]
+    done = map_tasks(write_file, calls, what="resample", progress=progress, shared=[clean],
+                     client=client, n_workers=n_workers)  # fmt: skip
     expected = {k: sum(d[1][k] for d in done) for k in DEFECTS}
     summary = ResampleSummary(
         rows=n_rows,

@@ -16,7 +16,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -125,6 +125,34 @@ def gather(
     finally:
         bar.close()
     return [results[f.key] for f in futures]
+
+
+def map_tasks(
+    func: Callable,
+    calls: Iterable[tuple],
+    *,
+    what: str,
+    progress: bool = True,
+    shared: Sequence = (),
+    client=None,
+    address: str | None = None,
+    n_workers: int | None = None,
+) -> list:
+    """``func(*shared, *call)`` for every ``call``, one Dask task each; results in call order.
+
+    The way a stage maps its kernel over partitions (files, tiles, chunks): the
+    client is :func:`dask_client`'s (``client``, ``address``, ``n_workers``), the
+    ``shared`` objects are sent to every worker once (not once per task), and the
+    results come back through :func:`gather` under the progress label ``what``.
+    Tasks are not pure (``pure=False``): a rerun writes its partition again.
+    """
+    with dask_client(client, address=address, n_workers=n_workers) as c:
+        # keys of their own (hash=False): equal objects scattered by two maps (two None
+        # placeholders, the same catalogue) would share a key, and the first map's
+        # release would take the data from under the second's tasks
+        sent = c.scatter(list(shared), broadcast=True, hash=False) if shared else []
+        futures = [c.submit(func, *sent, *call, pure=False) for call in calls]
+        return gather(futures, progress, what)
 
 
 def worker_threads() -> int | None:

@@ -32,7 +32,7 @@ from jpasbatch.catalog.cuts import photometry_arrays
 from jpasbatch.catalog.rowpart import write_partition, write_properties
 from jpasbatch.catalog.schemas import BANDS, FAMILY_FIELD, MOCK, MOCK_EXT, PHYSICAL_LABELS
 from jpasbatch.core.provenance import provenance
-from jpasbatch.distribute.dask import dask_client, gather
+from jpasbatch.distribute.dask import map_tasks
 from jpasbatch.mocks.augment import (
     balanced_split,
     drop_bands,
@@ -365,13 +365,10 @@ def make_mocks(
         embedder = FluxEmbedder().fit(obs[0], epochs=config.embed_epochs, seed=config.seed)
         embedder.save(out / "_embedder")
     n_parts = -(-config.n_objects // config.partition_rows)
-    with dask_client(client, address=address, n_workers=n_workers) as c:
-        shared = c.scatter([obs, embedder], broadcast=True) if obs is not None else [None, None]
-        futures = [
-            c.submit(_write_partition, k, config, *shared, str(out), pure=False)
-            for k in range(n_parts)
-        ]
-        rows = gather(futures, progress=True, what="mocks")
+    # the observed catalogue and its embedder go to each worker once, not per partition
+    rows = map_tasks(_write_partition, [(k, config, str(out)) for k in range(n_parts)],
+                     what="mocks", shared=[obs, embedder], client=client, address=address,
+                     n_workers=n_workers)  # fmt: skip
     prov = provenance(
         inputs={} if observed is None else {"observed": str(observed)},
         parameters=config.model_dump(),
@@ -380,7 +377,7 @@ def make_mocks(
     return write_properties(out, config.schema(), parts, int(sum(rows)), prov)
 
 
-def _write_partition(index: int, config: MocksConfig, observed, embedder, out: str) -> int:
+def _write_partition(observed, embedder, index: int, config: MocksConfig, out: str) -> int:
     path = Path(out) / f"part-{index:05d}.parquet"
     if path.exists():  # resume: finished partitions stay
         return pq.read_metadata(path).num_rows

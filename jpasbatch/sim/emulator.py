@@ -34,7 +34,7 @@ from jpasbatch.catalog.readers import write_archive_like
 from jpasbatch.catalog.schemas import BANDS, EXTERNAL, OBSERVED
 from jpasbatch.core import atomic
 from jpasbatch.core.provenance import provenance
-from jpasbatch.distribute.dask import dask_client, gather
+from jpasbatch.distribute.dask import map_tasks
 from jpasbatch.physics.noise import observe
 from jpasbatch.sim.families import LINES, world
 from jpasbatch.sim.populations import PopulationParams, sample_population
@@ -270,12 +270,12 @@ def simulate(
     out.mkdir(parents=True, exist_ok=True)
     tiles = footprint(config.area_deg2)
     areas = tile_areas(config.area_deg2)
-    with dask_client(client, address=address, n_workers=n_workers) as c:
-        futures = [
-            c.submit(_run_tile, t, float(a), config, i, str(out), pure=False)
-            for i, (t, a) in enumerate(zip(tiles, areas, strict=True))
-        ]
-        results = gather(futures, progress=True, what="simulate")
+    calls = [
+        (t, float(a), config, i, str(out))
+        for i, (t, a) in enumerate(zip(tiles, areas, strict=True))
+    ]
+    results = map_tasks(_run_tile, calls, what="simulate", client=client, address=address,
+                        n_workers=n_workers)  # fmt: skip
     classes: dict[str, int] = {}
     for r in results:
         for k, v in r["classes"].items():

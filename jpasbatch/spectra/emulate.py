@@ -365,7 +365,7 @@ def emulate(config: EmulateConfig, out: str | Path, client=None, progress: bool 
         The summary written to ``out/summary.json``.
     """
     from jpasbatch.core.provenance import provenance
-    from jpasbatch.distribute.dask import dask_client, gather
+    from jpasbatch.distribute.dask import map_tasks
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -374,20 +374,17 @@ def emulate(config: EmulateConfig, out: str | Path, client=None, progress: bool 
     targets = draw_targets(config)
     size = config.partition_size
     chunks = [targets.iloc[s : s + size] for s in range(0, len(targets), size)]
-    with dask_client(client) as c:
-        futures = [
-            c.submit(
-                _emulate_partition,
-                str(out),
-                store.partition_name(k),
-                chunk,
-                int(np.random.SeedSequence([config.seed, 2, k]).generate_state(1)[0]),
-                config.model_dump(),
-                pure=False,
-            )
-            for k, chunk in enumerate(chunks)
-        ]
-        rows = gather(futures, progress, "emulate")
+    calls = [
+        (
+            str(out),
+            store.partition_name(k),
+            chunk,
+            int(np.random.SeedSequence([config.seed, 2, k]).generate_state(1)[0]),
+            config.model_dump(),
+        )
+        for k, chunk in enumerate(chunks)
+    ]
+    rows = map_tasks(_emulate_partition, calls, what="emulate", progress=progress, client=client)
     summary = {
         "kind": "emulated",
         "rows": int(sum(rows)),

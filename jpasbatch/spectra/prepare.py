@@ -138,7 +138,7 @@ def prepare(
         Show a progress bar.
     """
     from jpasbatch.core.provenance import provenance
-    from jpasbatch.distribute.dask import dask_client, gather
+    from jpasbatch.distribute.dask import map_tasks
 
     paths = [str(p) for p in paths]
     if not paths:
@@ -155,20 +155,10 @@ def prepare(
     store.check_resume(out, params | {"files": file_list_digest(paths)})
     t0 = time.perf_counter()
     groups = [paths[s : s + files_per_partition] for s in range(0, len(paths), files_per_partition)]
-    with dask_client(client) as c:
-        futures = [
-            c.submit(
-                _prepare_partition,
-                str(out),
-                store.partition_name(k),
-                g,
-                min_good,
-                options,
-                pure=False,
-            )
-            for k, g in enumerate(groups)
-        ]
-        counts = gather(futures, progress, "prepare")
+    calls = [
+        (str(out), store.partition_name(k), g, min_good, options) for k, g in enumerate(groups)
+    ]
+    counts = map_tasks(_prepare_partition, calls, what="prepare", progress=progress, client=client)
     kept, rejected = sum(k for k, _ in counts), sum(r for _, r in counts)
     summary = {
         "kind": "prepared",
