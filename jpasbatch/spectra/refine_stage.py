@@ -20,21 +20,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from jpasbatch.spectra.instrument import C_KMS
 from jpasbatch.spectra.refine import refine
 
 #: Network columns the refinement reads.
 PROB_COLUMNS = ("P_STAR", "P_GALAXY", "P_QSO")
 #: Columns :func:`merge` adds or replaces.
 REFINED_COLUMNS = ("Z", "Z_ERR", "Z_NET", "Z_NET_ERR", "SPECTYPE", "DELTACHI2", "ZWARN",
-                   "CHI2", "NPIXELS")  # fmt: skip
+                   "CHI2", "NPIXELS", "CHI2_STAR", "CHI2_GALAXY", "CHI2_QSO")  # fmt: skip
+#: Each class's best chi2 (NaN where the class was not fitted).
+CLASS_CHI2 = REFINED_COLUMNS[-3:]
 
 
-#: Z_ERR multipliers per SPECTYPE: the curvature error (already scaled by sqrt(chi2/dof))
-#: under-states the scatter of the fits to emulated spectra by these factors (the
-#: median |z - z_true| / Z_ERR of correct, ZWARN == 0 fits over 0.6745), measured on the
-#: validation split of the training set (300 spectra; not the test split): template
-#: mismatch and correlated residuals that chi2/dof does not see.
-Z_ERR_SCALE = {"STAR": 1.0, "GALAXY": 1.95, "QSO": 2.1}
+#: Z_ERR model per SPECTYPE, ``(scale, floor_kms)``: the fit's curvature error (already
+#: scaled by sqrt(chi2/dof)) times ``scale``, in quadrature with ``floor_kms`` (1 + z) / c.
+#: Measured by :func:`jpasbatch.spectra.evaluate.fit_z_err_model` on the correct,
+#: ZWARN == 0 fits of the validation split of the shipped models' training set (not the
+#: test split): template mismatch and correlated residuals that chi2/dof does not see.
+Z_ERR_MODEL = {"STAR": (1.0, 0.0), "GALAXY": (1.95, 0.0), "QSO": (2.1, 0.0)}
 #: The shipped ensembles' spread under-states their error by these factors: on the
 #: validation split of their training set (641 galaxies, 629 QSOs; not the test
 #: split) 68.3 % of |ln(1 + z_net) - ln(1 + z_true)| lie within this multiple of
@@ -107,6 +110,13 @@ def noise_ivar(flux: np.ndarray, ivar: np.ndarray) -> np.ndarray:
     return ivar
 
 
+def model_z_err(z_err, z, spectype, model=Z_ERR_MODEL) -> np.ndarray:
+    """``Z_ERR`` of the fit by :data:`Z_ERR_MODEL`: ``hypot(scale z_err, floor (1 + z) / c)``."""
+    scale = np.array([model[c][0] for c in spectype], dtype=float)
+    floor = np.array([model[c][1] for c in spectype], dtype=float)
+    return np.hypot(scale * np.asarray(z_err, float), floor * (1 + np.asarray(z, float)) / C_KMS)
+
+
 def refine_batch(
     wave: np.ndarray, flux: np.ndarray, ivar: np.ndarray, pred: pd.DataFrame, widen: bool = True
 ):
@@ -130,7 +140,9 @@ def refine_batch(
     z, err = priors(pred)
     res = refine(wave, flux, noise_ivar(flux, ivar), top_two(pred), z, err, widen=widen)
     cols = res.to_columns()
-    cols["Z_ERR"] = cols["Z_ERR"] * np.array([Z_ERR_SCALE[c] for c in res.spectype])
+    for cls in CLASS_CHI2:
+        cols.setdefault(cls, np.full(len(pred), np.nan))
+    cols["Z_ERR"] = model_z_err(cols["Z_ERR"], cols["Z"], res.spectype)
     # Z_NET: the network's own answer for its predicted class (0 for stars)
     cols["Z_NET"] = pred["Z"].to_numpy(float)
     cols["Z_NET_ERR"] = pred["Z_ERR"].to_numpy(float)

@@ -197,3 +197,20 @@ def test_binned_chi2_matches_a_direct_fit_to_binned_spectra(emulated):
             c = np.linalg.lstsq(design.T * sw[:, None], y * sw, rcond=None)[0]
             direct = np.sum(weight * (design.T @ c - y) ** 2)
             assert chi2[0, j] == pytest.approx(direct, rel=2e-3), (cls, j)
+
+
+def test_a_class_penalty_ranks_the_classes_and_is_flagged_where_it_overrules_the_fit():
+    z_true = 0.4321
+    flux, ivar = _template_spectrum("galaxy-2016", 100, z_true, snr=5.0, seed=4)
+    args = (WAVE, flux, ivar, [("GALAXY", "QSO")], [z_true], [0.01])
+    plain = R.refine(*args)
+    assert plain.spectype[0] == "GALAXY" and plain.deltachi2[0] > 9
+    small = R.refine(*args, class_penalty={"GALAXY": np.array([1.0])})
+    assert small.spectype[0] == "GALAXY" and small.z[0] == plain.z[0]
+    # a penalty larger than the chi2 gap overrules the fit: QSO, its own z, flagged
+    gap = plain.class_chi2["QSO"][0] - plain.class_chi2["GALAXY"][0]
+    forced = R.refine(*args, class_penalty={"GALAXY": np.array([gap + 10.0])})
+    assert forced.spectype[0] == "QSO"
+    assert forced.deltachi2[0] == pytest.approx(-gap)
+    assert forced.zwarn[0] & R.ZWARN_BITS["SMALL_DELTA_CHI2"]
+    assert forced.chi2[0] == pytest.approx(plain.class_chi2["QSO"][0])  # the chosen class's
