@@ -36,14 +36,21 @@ CLASS_CHI2 = REFINED_COLUMNS[-3:]
 #: scaled by sqrt(chi2/dof)) times ``scale``, in quadrature with ``floor_kms`` (1 + z) / c.
 #: Measured by :func:`jpasbatch.spectra.evaluate.fit_z_err_model` on the correct,
 #: ZWARN == 0 fits of the validation split of the shipped models' training set (not the
-#: test split): template mismatch and correlated residuals that chi2/dof does not see.
-Z_ERR_MODEL = {"STAR": (1.0, 0.0), "GALAXY": (1.95, 0.0), "QSO": (2.1, 0.0)}
+#: test split; 640 spectra drawn from it, of which 163 galaxies and 145 QSOs are fitted
+#: right with ZWARN 0): template mismatch and correlated residuals that chi2/dof does
+#: not see. Stars' true z is 0 while the emulator moves them by ~100 km/s: theirs is as fitted.
+Z_ERR_MODEL = {"STAR": (1.0, 0.0), "GALAXY": (1.17, 15.0), "QSO": (3.05, 150.0)}
 #: The shipped ensembles' spread under-states their error by these factors: on the
 #: validation split of their training set (641 galaxies, 629 QSOs; not the test
 #: split) 68.3 % of |ln(1 + z_net) - ln(1 + z_true)| lie within this multiple of
 #: Z_<CLASS>_ERR / (1 + z_net). :func:`priors` scales the spread by it, so the
 #: refinement's window (5 sigma) holds the redshift for 99.4 % of them (88 % unscaled).
 SIGMA_SCALE = {"GALAXY": 3.0, "QSO": 3.46}
+#: Weight of the classifier's probabilities in the fit's choice of class (:func:`class_penalty`):
+#: Bayes' rule. On the validation split (640 spectra, both top classes fitted) the
+#: class accuracy with P_SURE = 0.95 is 0.955 at weight 0 (the chi2 alone), 0.963 at 1;
+#: the network alone reaches 0.975 on emulated spectra, the fit does better on real ones.
+PRIOR_WEIGHT = 1.0
 #: Where the classifier's top probability reaches this, its class alone is fitted.
 P_SURE = 0.95
 
@@ -87,6 +94,17 @@ def priors(
         spread = pred[col].to_numpy(float) if col in pred else np.full(n, np.nan)
         err[cls] = spread * scale.get(cls, 1.0)
     return z, err
+
+
+def class_penalty(pred: pd.DataFrame, weight: float | None = None) -> dict[str, np.ndarray]:
+    """``-2 weight ln P(class)`` per class: the classifier as a prior on the fit's class.
+
+    ``weight``: :data:`PRIOR_WEIGHT` by default (1 is Bayes' rule for calibrated
+    probabilities and a chi2 that is -2 ln L).
+    """
+    w = PRIOR_WEIGHT if weight is None else weight
+    probs = {c[2:]: np.clip(pred[c].to_numpy(float), 1e-12, 1) for c in PROB_COLUMNS}
+    return {c: -2 * w * np.log(p) for c, p in probs.items()}
 
 
 def noise_ivar(flux: np.ndarray, ivar: np.ndarray) -> np.ndarray:
@@ -138,7 +156,8 @@ def refine_batch(
 
     tune_allocator()  # large per-block temporaries (see its docstring); once per process
     z, err = priors(pred)
-    res = refine(wave, flux, noise_ivar(flux, ivar), top_two(pred), z, err, widen=widen)
+    res = refine(wave, flux, noise_ivar(flux, ivar), top_two(pred), z, err, widen=widen,
+                 class_penalty=class_penalty(pred))  # fmt: skip
     cols = res.to_columns()
     for cls in CLASS_CHI2:
         cols.setdefault(cls, np.full(len(pred), np.nan))
