@@ -5,13 +5,15 @@ extragalactic class, an ensemble redshift and spread (``Z_GALAXY``,
 ``Z_GALAXY_ERR``, ``Z_QSO``, ``Z_QSO_ERR``). :func:`refine_batch` fits the
 templates of the two most probable classes (of the network's class alone where
 it is sure, :data:`P_SURE`), each in a window around its own
-ensemble's redshift (:func:`jpasbatch.spectra.refine.refine`; a class whose
-best minimum falls past the window, a network off its redshift, is refitted
-over its whole range), and
+ensemble's redshift, its spread calibrated by :data:`SIGMA_SCALE`
+(:func:`jpasbatch.spectra.refine.refine`; a class whose best minimum falls
+past the window, a network off its redshift, is refitted over its whole
+range), ranks them by chi2 with the classifier's probabilities as a prior
+(:func:`class_penalty`) and models ``Z_ERR`` (:data:`Z_ERR_MODEL`);
 :func:`merge` writes the result into the same table: ``Z``, ``Z_ERR`` become
 the template fit's, the network's are kept as ``Z_NET``, ``Z_NET_ERR``
 (``CLASS`` stays the network's, ``SPECTYPE`` is the fit's), with
-``DELTACHI2``, ``ZWARN``, ``CHI2`` and ``NPIXELS``. :func:`refine_batches`
+``DELTACHI2``, ``ZWARN``, ``CHI2``, ``NPIXELS`` and ``CHI2_<CLASS>``. :func:`refine_batches`
 runs the batches as Dask tasks (the kernel itself imports no Dask).
 """
 
