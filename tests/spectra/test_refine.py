@@ -168,6 +168,21 @@ def test_a_sure_network_has_its_class_fitted_alone():
     assert top_two(pred, sure=1.01)[0] == ("GALAXY", "QSO")
 
 
+def test_the_priors_scale_the_ensembles_spread_and_the_penalty_is_minus_two_ln_p():
+    import pandas as pd
+
+    from jpasbatch.spectra.refine_stage import SIGMA_SCALE, class_penalty, priors
+
+    pred = pd.DataFrame({"P_STAR": [0.01], "P_GALAXY": [0.7], "P_QSO": [0.29],
+                         "Z_GALAXY": [0.3], "Z_GALAXY_ERR": [0.02]})  # fmt: skip
+    z, err = priors(pred)
+    assert z["GALAXY"][0] == 0.3 and err["GALAXY"][0] == pytest.approx(0.02 * SIGMA_SCALE["GALAXY"])
+    assert np.isnan(err["QSO"][0]) and err["STAR"][0] == 0  # no QSO ensemble: the whole range
+    pen = class_penalty(pred, weight=1.0)
+    assert pen["GALAXY"][0] == pytest.approx(-2 * np.log(0.7))
+    assert pen["QSO"][0] - pen["GALAXY"][0] == pytest.approx(2 * np.log(0.7 / 0.29))
+
+
 def test_binned_chi2_matches_a_direct_fit_to_binned_spectra(emulated):
     """The coarse stage's binned chi2 against lstsq on spectra and templates binned by a loop."""
     index, flux, ivar = emulated
