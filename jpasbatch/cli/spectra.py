@@ -20,9 +20,10 @@ def add_spectra(sub: argparse._SubParsersAction) -> None:
         "a trained model (jpasbatch spectra-train; default: the shipped one), then refine the "
         "redshifts by a redrock-template fit around the networks' (on Dask). One row per "
         "spectrum: ID, SOURCE, P_STAR, P_GALAXY, P_QSO, CLASS (the network's), SPECTYPE (the "
-        "fit's, among the network's top two), Z and Z_ERR (the fit's; with --no-refine the "
-        "mean and spread of the predicted class's regressors), Z_NET and Z_NET_ERR (the "
-        "network's), DELTACHI2, ZWARN (redrock bits), ROBUST, Z_GALAXY/Z_QSO (+ _ERR), "
+        "fit's: lowest chi2 - 2 ln P among the network's top two), Z and Z_ERR (the fit's; "
+        "with --no-refine the mean and spread of the predicted class's regressors), Z_NET and "
+        "Z_NET_ERR (the network's), DELTACHI2, ZWARN (redrock bits), CHI2_STAR/GALAXY/QSO "
+        "(each fitted class's chi2), ROBUST, Z_GALAXY/Z_QSO (+ _ERR), "
         "Z_FNET, and, when the file has a redshift, Z_REF, CLASS_REF and DV_KMS = c (Z - "
         "Z_REF) / (1 + Z_REF). Unreadable files go to OUT_rejects.parquet.",
     )

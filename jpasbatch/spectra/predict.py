@@ -12,7 +12,8 @@ One row per spectrum:
     ``Z_ERR <= `` that regressor's validation MAE (the paper's Sec. 4.2.3).
     With refinement (the default of :func:`predict_files`), ``Z`` and ``Z_ERR``
     are the template fit's and the network's move to ``Z_NET``, ``Z_NET_ERR``;
-    ``SPECTYPE``, ``DELTACHI2``, ``ZWARN``, ``CHI2``, ``NPIXELS`` are added
+    ``SPECTYPE``, ``DELTACHI2``, ``ZWARN``, ``CHI2``, ``NPIXELS`` and each fitted
+    class's ``CHI2_<CLASS>`` are added
     (:mod:`jpasbatch.spectra.refine_stage`).
 ``Z_<CLASS>``, ``Z_<CLASS>_ERR``
     Every regressor ensemble's answer, whatever the predicted class (to use

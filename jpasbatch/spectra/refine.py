@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
@@ -287,8 +287,10 @@ class RefineResult:
     spectype
         Class of the lowest chi2.
     chi2
-        Lowest chi2; ``n_pixels``: good pixels; ``n_eval``: grid points evaluated
+        The chosen class's chi2; ``n_pixels``: good pixels; ``n_eval``: grid points evaluated
         (coarse and fine, over all classes fitted), the cost measure.
+    class_chi2
+        Each fitted class's lowest chi2 (inf where a spectrum did not fit it).
     """
 
     z: np.ndarray
@@ -301,10 +303,16 @@ class RefineResult:
     chi2: np.ndarray
     n_pixels: np.ndarray
     n_eval: np.ndarray
+    class_chi2: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_columns(self) -> dict[str, np.ndarray]:
-        """Catalogue columns ``Z``, ``Z_ERR``, ``DELTACHI2``, ``ZWARN``, ``Z_NET`` ..."""
-        return {
+        """Catalogue columns ``Z``, ``Z_ERR``, ``DELTACHI2``, ``ZWARN``, ``Z_NET`` ...
+
+        ``CHI2_<CLASS>``: each class's best chi2, NaN where it was not fitted.
+        """
+        per_class = {f"CHI2_{c}": np.where(np.isfinite(v), v, np.nan)
+                     for c, v in self.class_chi2.items()}  # fmt: skip
+        return per_class | {
             "Z": self.z,
             "Z_ERR": self.z_err,
             "DELTACHI2": self.deltachi2,
@@ -440,13 +448,14 @@ def _fit_class(cls, wave, w, wf, wff, start, width, core, poly_order, dof, bin_p
 
 def _fit(
     wave, flux, ivar, classes, windows, poly_order, z_net, z_net_err, widen: bool = False,
-    bin_pixels: int = 1,
+    bin_pixels: int = 1, penalty: Mapping[str, np.ndarray] | None = None,
 ) -> RefineResult:  # fmt: skip
     """Shared body: ``windows(cls, rows) -> (start, width, core)`` on the class's coarse grid.
 
     ``widen``: a row whose best minimum of a class falls in a guard band (the
     prior is off) is fitted again over that class's whole range; ``Z_FITLIMIT``
-    then means the range's end.
+    then means the range's end. ``penalty``: per class ``(n,)``, added to its
+    chi2 when the classes are ranked (``SPECTYPE``).
     """
     wave = np.asarray(wave, dtype=float)
     w, wf, wff, npix = _weights(flux, ivar)
@@ -479,7 +488,11 @@ def _fit(
     best = np.full((n, len(names)), np.inf)
     for k, cls in enumerate(names):
         best[per_class[cls][0], k] = per_class[cls][3]
-    order = np.argsort(best, axis=1)
+    rank = best.copy()
+    for k, cls in enumerate(names):
+        if penalty is not None and cls in penalty:
+            rank[:, k] += np.asarray(penalty[cls], dtype=float)
+    order = np.argsort(rank, axis=1)
     top = order[:, 0]
     z = np.full(n, np.nan)
     z_err = np.full(n, np.nan)
@@ -491,6 +504,7 @@ def _fit(
         r = rows[mine]
         z[r], z_err[r] = zb[mine], ze[mine]
         # redrock's DELTACHI2 also counts the other classes' best fits as candidates
+        # (their chi2 itself: negative where a class penalty overrules the chi2)
         other = best[r, order[r, 1]] if len(names) > 1 else np.full(r.size, np.inf)
         dchi2[r] = np.minimum(gap[mine], other - cmin[mine])
         zwarn[r] |= np.where(edge[mine], ZWARN_BITS["Z_FITLIMIT"], 0)
@@ -506,9 +520,10 @@ def _fit(
         z_net=np.asarray(z_net, dtype=float),
         z_net_err=np.asarray(z_net_err, dtype=float),
         spectype=spectype,
-        chi2=best.min(axis=1),
+        chi2=best[np.arange(n), top],
         n_pixels=npix,
         n_eval=n_eval,
+        class_chi2={c: best[:, k] for k, c in enumerate(names)},
     )
 
 
@@ -539,6 +554,7 @@ def refine(
     floor: Mapping[str, float] | None = None,
     widen: bool = False,
     bin_pixels: int = COARSE_BIN,
+    class_penalty: Mapping[str, np.ndarray] | None = None,
 ) -> RefineResult:
     """Refine the networks' redshifts by a template fit in a window around them.
 
@@ -574,6 +590,10 @@ def refine(
     bin_pixels
         Pixels binned into one for the coarse stage of galaxies and QSOs (1: every
         pixel, as :func:`full_scan`).
+    class_penalty
+        Per class ``(N,)``, added to its chi2 when the fitted classes are ranked
+        for ``SPECTYPE`` (e.g. ``-2 ln P(class)`` of a classifier); ``DELTACHI2``
+        stays a chi2 difference (negative, and flagged, where it overrules the fit).
 
     Returns
     -------
@@ -605,7 +625,8 @@ def refine(
         hi2 = np.clip(np.searchsorted(grid, x + half + floors[cls], side="right"), hi, grid.size)
         return lo2, hi2 - lo2, (lo - lo2, hi - lo2)
 
-    return _fit(wave, flux, ivar, cands, windows, poly_order, z_first, e_first, widen, bin_pixels)
+    return _fit(wave, flux, ivar, cands, windows, poly_order, z_first, e_first, widen, bin_pixels,
+                class_penalty)  # fmt: skip
 
 
 def full_scan(

@@ -168,6 +168,21 @@ def test_a_sure_network_has_its_class_fitted_alone():
     assert top_two(pred, sure=1.01)[0] == ("GALAXY", "QSO")
 
 
+def test_the_priors_scale_the_ensembles_spread_and_the_penalty_is_minus_two_ln_p():
+    import pandas as pd
+
+    from jpasbatch.spectra.refine_stage import SIGMA_SCALE, class_penalty, priors
+
+    pred = pd.DataFrame({"P_STAR": [0.01], "P_GALAXY": [0.7], "P_QSO": [0.29],
+                         "Z_GALAXY": [0.3], "Z_GALAXY_ERR": [0.02]})  # fmt: skip
+    z, err = priors(pred)
+    assert z["GALAXY"][0] == 0.3 and err["GALAXY"][0] == pytest.approx(0.02 * SIGMA_SCALE["GALAXY"])
+    assert np.isnan(err["QSO"][0]) and err["STAR"][0] == 0  # no QSO ensemble: the whole range
+    pen = class_penalty(pred, weight=1.0)
+    assert pen["GALAXY"][0] == pytest.approx(-2 * np.log(0.7))
+    assert pen["QSO"][0] - pen["GALAXY"][0] == pytest.approx(2 * np.log(0.7 / 0.29))
+
+
 def test_binned_chi2_matches_a_direct_fit_to_binned_spectra(emulated):
     """The coarse stage's binned chi2 against lstsq on spectra and templates binned by a loop."""
     index, flux, ivar = emulated
@@ -197,3 +212,20 @@ def test_binned_chi2_matches_a_direct_fit_to_binned_spectra(emulated):
             c = np.linalg.lstsq(design.T * sw[:, None], y * sw, rcond=None)[0]
             direct = np.sum(weight * (design.T @ c - y) ** 2)
             assert chi2[0, j] == pytest.approx(direct, rel=2e-3), (cls, j)
+
+
+def test_a_class_penalty_ranks_the_classes_and_is_flagged_where_it_overrules_the_fit():
+    z_true = 0.4321
+    flux, ivar = _template_spectrum("galaxy-2016", 100, z_true, snr=5.0, seed=4)
+    args = (WAVE, flux, ivar, [("GALAXY", "QSO")], [z_true], [0.01])
+    plain = R.refine(*args)
+    assert plain.spectype[0] == "GALAXY" and plain.deltachi2[0] > 9
+    small = R.refine(*args, class_penalty={"GALAXY": np.array([1.0])})
+    assert small.spectype[0] == "GALAXY" and small.z[0] == plain.z[0]
+    # a penalty larger than the chi2 gap overrules the fit: QSO, its own z, flagged
+    gap = plain.class_chi2["QSO"][0] - plain.class_chi2["GALAXY"][0]
+    forced = R.refine(*args, class_penalty={"GALAXY": np.array([gap + 10.0])})
+    assert forced.spectype[0] == "QSO"
+    assert forced.deltachi2[0] == pytest.approx(-gap)
+    assert forced.zwarn[0] & R.ZWARN_BITS["SMALL_DELTA_CHI2"]
+    assert forced.chi2[0] == pytest.approx(plain.class_chi2["QSO"][0])  # the chosen class's

@@ -91,3 +91,23 @@ def test_metrics_table_confusion_and_accuracy_match_sklearn():
     comp = comparison_table(summary)
     assert comp.loc["3-class accuracy", "ours (emulated test)"] == summary["accuracy"]
     assert comp.loc["|dv| < 6000 km/s, QSOs (FNet)", "FNet DR16Q"] == 0.970
+
+
+def test_the_z_err_model_recovers_a_known_scale_and_velocity_floor():
+    from jpasbatch.spectra.evaluate import fit_z_err_model
+    from jpasbatch.spectra.refine_stage import model_z_err
+
+    rng = np.random.default_rng(5)
+    n = 4000
+    z_true = rng.uniform(0.0, 2.0, n)
+    curv = rng.lognormal(np.log(2e-4), 0.7, n)  # the fit's curvature errors
+    sigma = np.hypot(2.0 * curv, 80.0 * (1 + z_true) / 299792.458)
+    z_pred = z_true + sigma * rng.standard_normal(n)
+    scale, floor = fit_z_err_model(z_pred, z_true, curv)
+    assert scale == pytest.approx(2.0, abs=0.25) and floor == pytest.approx(80.0, abs=30.0)
+    err = model_z_err(curv, z_pred, ["GALAXY"] * n, {"GALAXY": (scale, floor)})
+    d = np.abs(z_pred - z_true)
+    assert np.mean(d <= err) == pytest.approx(0.683, abs=0.015)
+    assert np.mean(d <= 2 * err) == pytest.approx(0.954, abs=0.015)
+    # a scale alone cannot match both: the tails of this mixture are not a scaled curvature
+    assert fit_z_err_model(z_pred, z_true, np.full(n, 1e-9))[1] > 0
