@@ -139,10 +139,15 @@ class TargetsSection(_Strict):
 
 class InferStage(_Strict):
     """``jpasbatch infer``; ``catalogue`` defaults to the ingested survey, ``model`` to
-    the job's trained classifier."""
+    the job's trained classifier, or without a train stage to the one shipped with the
+    package (as ``jpasbatch infer`` without ``--model``)."""
 
     catalogue: Path | None = None
-    model: Path | None = None
+    model: Path | None = Field(
+        None,
+        description="classifier (default: the job's train stage's; without one, the "
+        "classifier shipped with the package)",
+    )
     foundation: Path | None = Field(
         None, description="foundation model (default: the job's foundation stage's, if any)"
     )

@@ -9,6 +9,12 @@ the fingerprint of every finished stage; a stage whose fingerprint is unchanged
 and whose outputs exist is skipped. Changing a parameter reruns that stage and,
 through the fingerprints, everything downstream of it. ``start`` forces a stage
 and those after it to run; ``dry_run`` prints the plan and runs nothing.
+
+The state also records the stage being run (``running``, with its fingerprint). A
+run killed in that stage leaves it there, and the next run of the same stage with
+the same fingerprint *resumes* it (ingest: its validated chunks; inference: its
+finished partitions) instead of starting it over: the same fingerprint means the
+same code, parameters and inputs, which is what those resumes require.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ class StagePlan:
     reason: str
     fingerprint: str
     outputs: dict[str, str] = field(default_factory=dict)
+    resume: bool = False  # an interrupted run of this stage, same fingerprint: keep its work
 
     def line(self) -> str:
         return f"{self.stage:<9} {self.action:<5} {self.reason}"
@@ -84,12 +91,23 @@ class Paths:
 
     @property
     def model(self) -> Path:
-        """The classifier the later stages use: ``infer.model``, else the trained one."""
+        """The classifier the later stages use: ``infer.model``, else the trained one,
+        else (no train stage) the one shipped with the package, as ``jpasbatch infer``
+        without ``--model``.
+
+        Raises
+        ------
+        InputError
+            If the shipped classifier is needed and missing or changed
+            (:func:`jpasbatch.defaults.default_model`).
+        """
         job = self.job
         if job.infer is not None and job.infer.model is not None:
             return job.infer.model
         if job.train is None:
-            raise JpasBatchError("no classifier: add a train stage or set infer.model")
+            from jpasbatch import defaults
+
+            return defaults.default_model()
         return self.trained_model
 
     @property
@@ -135,8 +153,11 @@ def plan(job: JobSpec, *, start: str | None = None, state: dict | None = None) -
         prints[stage] = fp
         outputs = {k: str(v) for k, v in paths.outputs(stage).items()}
         done = state.get("stages", {}).get(stage, {})
+        resume = not forced and state.get("running") == {"stage": stage, "fingerprint": fp}
         if forced:
             action, reason = "run", f"--from {start}"
+        elif resume:
+            action, reason = "run", "interrupted: resumes its finished parts"
         elif done.get("fingerprint") != fp:
             action = "run"
             reason = "never run" if not done else "inputs, parameters or code changed"
@@ -144,7 +165,7 @@ def plan(job: JobSpec, *, start: str | None = None, state: dict | None = None) -
             action, reason = "run", "outputs missing"
         else:
             action, reason = "skip", f"unchanged since {done.get('finished', '?')}"
-        plans.append(StagePlan(stage, action, reason, fp, outputs))
+        plans.append(StagePlan(stage, action, reason, fp, outputs, resume))
     return plans
 
 
@@ -186,8 +207,10 @@ def _fingerprint(
     if stage == "infer":
         if job.infer.catalogue is not None:
             external.append(job.infer.catalogue)
-        if job.infer.model is not None:
-            external.append(job.infer.model)
+        if job.infer.model is not None or job.train is None:
+            # a given model or the shipped one: its files' checksums, so a republished
+            # default model reruns the VAC (the code hash covers only the .py files)
+            external.append(paths.model)
         if job.infer.foundation is not None:
             external.append(job.infer.foundation)
     blob = {
@@ -274,26 +297,73 @@ def run_job(
             if p.action == "skip":
                 continue
             echo(f"== {p.stage}")
+            # left in the state if this run is killed: the next one resumes the stage
+            state["running"] = {"stage": p.stage, "fingerprint": p.fingerprint}
+            _write_state(paths.workdir, state)
             t0 = time.perf_counter()
-            _STAGE_FUNCS[p.stage](job, paths, engines, progress)
+            _STAGE_FUNCS[p.stage](job, paths, engines, progress, p.resume)
+            seconds = time.perf_counter() - t0
+            peak = peak_rss_gb(engines)
             state.setdefault("stages", {})[p.stage] = {
                 "fingerprint": p.fingerprint,
                 "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-                "seconds": round(time.perf_counter() - t0, 1),
+                "seconds": round(seconds, 1),
+                "peak_rss_gb": peak,
                 "outputs": p.outputs,
             }
+            del state["running"]
             _write_state(paths.workdir, state)
-            echo(f"   {p.stage} done in {time.perf_counter() - t0:.0f} s")
+            echo(f"   {p.stage} done in {seconds:.0f} s; {_peak_text(peak)}")
     return plans
 
 
-def _simulate(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
+def peak_rss_gb(engines) -> dict:
+    """Peak resident memory (GB) of the driver and of every Dask worker process.
+
+    ``getrusage(RUSAGE_SELF).ru_maxrss``: each process's peak over its *lifetime*,
+    not over the last stage (no per-stage reset exists); a stage's figure is the
+    largest of that stage and those before it in the same run, which bounds the
+    stage's own peak from above. A worker restarted by its nanny starts again from
+    zero. Ray Train workers are not covered. Read at a stage's end, after its
+    tasks finished, so a worker killed in the stage is missing, not wrong.
+
+    Returns
+    -------
+    dict
+        ``{"driver": GB, "workers": {worker address: GB}}``; ``workers`` is empty
+        when no stage of this run has used Dask (none is started to measure).
+    """
+    import resource
+    import sys
+
+    # ru_maxrss is in kilobytes on Linux, bytes on macOS
+    unit = 1 if sys.platform == "darwin" else 1024
+
+    def gb(usage) -> float:
+        return round(usage.ru_maxrss * unit / 1e9, 3)
+
+    workers = {}
+    if engines.dask_started:
+        # resource.getrusage itself is sent, not a function of this package: a worker
+        # need not import jpasbatch to answer
+        found = engines.dask.run(resource.getrusage, resource.RUSAGE_SELF)
+        workers = {addr: gb(usage) for addr, usage in sorted(found.items())}
+    return {"driver": gb(resource.getrusage(resource.RUSAGE_SELF)), "workers": workers}
+
+
+def _peak_text(peak: dict) -> str:
+    workers = ", ".join(f"{v:.2f}" for v in peak["workers"].values())
+    text = f"peak RSS so far (process lifetime): driver {peak['driver']:.2f} GB"
+    return text + (f", Dask workers {workers} GB" if workers else "")
+
+
+def _simulate(job: JobSpec, paths: Paths, engines, progress: bool, resume: bool) -> None:
     from jpasbatch.sim.emulator import simulate
 
     simulate(paths.sim, job.simulate, client=engines.dask)
 
 
-def _ingest(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
+def _ingest(job: JobSpec, paths: Paths, engines, progress: bool, resume: bool) -> None:
     from jpasbatch.catalog.ingest import ingest
 
     spec = job.ingest
@@ -306,13 +376,14 @@ def _ingest(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
         cuts=spec.cuts,
         max_rows_per_partition=spec.max_rows_per_partition,
         chunk_rows=spec.chunk_rows,
+        resume=resume,
         client=engines.dask,
         progress=progress,
     )
     log.info(summary.to_text())
 
 
-def _mocks(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
+def _mocks(job: JobSpec, paths: Paths, engines, progress: bool, resume: bool) -> None:
     from jpasbatch.mocks.pipeline import MocksConfig, error_model_report, make_mocks
     from jpasbatch.mocks.testsets import build_test_sets
 
@@ -334,7 +405,7 @@ def _ray_fields(job: JobSpec) -> dict:
             "ray_address": ray.address}  # fmt: skip
 
 
-def _train(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
+def _train(job: JobSpec, paths: Paths, engines, progress: bool, resume: bool) -> None:
     from jpasbatch.classify.train import TrainSpec, train
 
     fields = job.train.model_dump(exclude={"train", "out"}) | _ray_fields(job)
@@ -342,7 +413,7 @@ def _train(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
     log.info(f"model: {train(spec)}")
 
 
-def _foundation(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
+def _foundation(job: JobSpec, paths: Paths, engines, progress: bool, resume: bool) -> None:
     from jpasbatch.foundation.train import FoundationSpec, train
 
     fields = job.foundation.model_dump(exclude={"train", "out"}) | _ray_fields(job)
@@ -350,7 +421,7 @@ def _foundation(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
     log.info(f"foundation model: {train(spec)}")
 
 
-def _infer(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
+def _infer(job: JobSpec, paths: Paths, engines, progress: bool, resume: bool) -> None:
     from jpasbatch.vac.infer import InferSpec, infer
     from jpasbatch.vac.targets import write_targets
 
@@ -360,6 +431,7 @@ def _infer(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
         model=paths.model,
         foundation=paths.foundation,
         out=paths.vac,
+        resume=resume,
         batch_size=spec.batch_size,
         rows_per_partition=spec.rows_per_partition,
         dtype=spec.dtype,
@@ -377,7 +449,7 @@ def _infer(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
           f"targets: {targets['qso_targets']}")  # fmt: skip
 
 
-def _evaluate(job: JobSpec, paths: Paths, engines, progress: bool) -> None:
+def _evaluate(job: JobSpec, paths: Paths, engines, progress: bool, resume: bool) -> None:
     from jpasbatch.report import job_report
 
     job_report(job, paths)
