@@ -66,7 +66,7 @@ class SpectralRefineStage(Stage):
     peer_cap = 64  # the scan costs ~1-2 CPU seconds per spectrum
     survey = "one spectrum per object with a spectrum (projected at 40 million for scale)"
     ours_label = "SpectraModel + refine_batches (Dask), as `jpasbatch spectra` runs them"
-    peer_label = "full_scan: the same chi2 over every class's whole range (redrock's way)"
+    peer_label = "full_scan: the same chi2 over the whole range of the same classes (redrock's search)"
     diff_label = "fraction of sure spectra (scan DELTACHI2 > 25) whose minimum differs"
 
     def prepare(self, n: int, ctx: Context):
