@@ -28,6 +28,11 @@ class Engines:
         self._stack.close()
 
     @property
+    def dask_started(self) -> bool:
+        """Whether a stage has made the Dask client (reading ``.dask`` would make one)."""
+        return self._client is not None
+
+    @property
     def dask(self):
         """The Dask client, created on first use."""
         if self._client is None:

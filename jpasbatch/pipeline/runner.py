@@ -9,6 +9,12 @@ the fingerprint of every finished stage; a stage whose fingerprint is unchanged
 and whose outputs exist is skipped. Changing a parameter reruns that stage and,
 through the fingerprints, everything downstream of it. ``start`` forces a stage
 and those after it to run; ``dry_run`` prints the plan and runs nothing.
+
+The state also records the stage being run (``running``, with its fingerprint). A
+run killed in that stage leaves it there, and the next run of the same stage with
+the same fingerprint *resumes* it (ingest: its validated chunks; inference: its
+finished partitions) instead of starting it over: the same fingerprint means the
+same code, parameters and inputs, which is what those resumes require.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class StagePlan:
     reason: str
     fingerprint: str
     outputs: dict[str, str] = field(default_factory=dict)
+    resume: bool = False  # an interrupted run of this stage, same fingerprint: keep its work
 
     def line(self) -> str:
         return f"{self.stage:<9} {self.action:<5} {self.reason}"
@@ -66,8 +73,11 @@ def plan(job: JobSpec, *, start: str | None = None, state: dict | None = None) -
         prints[stage] = fp
         outputs = {k: str(v) for k, v in STAGES[stage].outputs(paths).items()}
         done = state.get("stages", {}).get(stage, {})
+        resume = not forced and state.get("running") == {"stage": stage, "fingerprint": fp}
         if forced:
             action, reason = "run", f"--from {start}"
+        elif resume:
+            action, reason = "run", "interrupted: resumes its finished parts"
         elif done.get("fingerprint") != fp:
             action = "run"
             reason = "never run" if not done else "inputs, parameters or code changed"
@@ -75,7 +85,7 @@ def plan(job: JobSpec, *, start: str | None = None, state: dict | None = None) -
             action, reason = "run", "outputs missing"
         else:
             action, reason = "skip", f"unchanged since {done.get('finished', '?')}"
-        plans.append(StagePlan(stage, action, reason, fp, outputs))
+        plans.append(StagePlan(stage, action, reason, fp, outputs, resume))
     return plans
 
 
@@ -159,14 +169,61 @@ def run_job(
             if p.action == "skip":
                 continue
             echo(f"== {p.stage}")
+            # left in the state if this run is killed: the next one resumes the stage
+            state["running"] = {"stage": p.stage, "fingerprint": p.fingerprint}
+            write_state(paths.workdir, state)
             t0 = time.perf_counter()
-            STAGES[p.stage].run(job, paths, engines, progress)
+            STAGES[p.stage].run(job, paths, engines, progress, p.resume)
+            seconds = time.perf_counter() - t0
+            peak = peak_rss_gb(engines)
             state.setdefault("stages", {})[p.stage] = {
                 "fingerprint": p.fingerprint,
                 "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-                "seconds": round(time.perf_counter() - t0, 1),
+                "seconds": round(seconds, 1),
+                "peak_rss_gb": peak,
                 "outputs": p.outputs,
             }
+            del state["running"]
             write_state(paths.workdir, state)
-            echo(f"   {p.stage} done in {time.perf_counter() - t0:.0f} s")
+            echo(f"   {p.stage} done in {seconds:.0f} s; {_peak_text(peak)}")
     return plans
+
+
+def peak_rss_gb(engines) -> dict:
+    """Peak resident memory (GB) of the driver and of every Dask worker process.
+
+    ``getrusage(RUSAGE_SELF).ru_maxrss``: each process's peak over its *lifetime*,
+    not over the last stage (no per-stage reset exists); a stage's figure is the
+    largest of that stage and those before it in the same run, which bounds the
+    stage's own peak from above. A worker restarted by its nanny starts again from
+    zero. Ray Train workers are not covered. Read at a stage's end, after its
+    tasks finished, so a worker killed in the stage is missing, not wrong.
+
+    Returns
+    -------
+    dict
+        ``{"driver": GB, "workers": {worker address: GB}}``; ``workers`` is empty
+        when no stage of this run has used Dask (none is started to measure).
+    """
+    import resource
+    import sys
+
+    # ru_maxrss is in kilobytes on Linux, bytes on macOS
+    unit = 1 if sys.platform == "darwin" else 1024
+
+    def gb(usage) -> float:
+        return round(usage.ru_maxrss * unit / 1e9, 3)
+
+    workers = {}
+    if engines.dask_started:
+        # resource.getrusage itself is sent, not a function of this package: a worker
+        # need not import jpasbatch to answer
+        found = engines.dask.run(resource.getrusage, resource.RUSAGE_SELF)
+        workers = {addr: gb(usage) for addr, usage in sorted(found.items())}
+    return {"driver": gb(resource.getrusage(resource.RUSAGE_SELF)), "workers": workers}
+
+
+def _peak_text(peak: dict) -> str:
+    workers = ", ".join(f"{v:.2f}" for v in peak["workers"].values())
+    text = f"peak RSS so far (process lifetime): driver {peak['driver']:.2f} GB"
+    return text + (f", Dask workers {workers} GB" if workers else "")

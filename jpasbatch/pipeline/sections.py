@@ -138,7 +138,8 @@ class TargetsSection(_Strict):
 
 class InferStage(InferOptions):
     """``jpasbatch infer``; ``catalogue`` defaults to the ingested survey, ``model`` to
-    the job's trained classifier.
+    the job's trained classifier, or without a train stage to the one shipped with the
+    package (as ``jpasbatch infer`` without ``--model``).
 
     The options shared with ``jpasbatch infer`` (batch size, partition rows, precision,
     template grids, the sources of ``CLASS`` and ``Z_PHOT``) are
@@ -147,7 +148,11 @@ class InferStage(InferOptions):
     """
 
     catalogue: Path | None = None
-    model: Path | None = None
+    model: Path | None = Field(
+        None,
+        description="classifier (default: the job's train stage's; without one, the "
+        "classifier shipped with the package)",
+    )
     foundation: Path | None = Field(
         None, description="foundation model (default: the job's foundation stage's, if any)"
     )

@@ -74,12 +74,23 @@ class Paths:
 
     @property
     def model(self) -> Path:
-        """The classifier the later stages use: ``infer.model``, else the trained one."""
+        """The classifier the later stages use: ``infer.model``, else the trained one,
+        else (no train stage) the one shipped with the package, as ``jpasbatch infer``
+        without ``--model``.
+
+        Raises
+        ------
+        InputError
+            If the shipped classifier is needed and missing or changed
+            (:func:`jpasbatch.core.defaults.default_model`).
+        """
         job = self.job
         if job.infer is not None and job.infer.model is not None:
             return job.infer.model
         if job.train is None:
-            raise JpasBatchError("no classifier: add a train stage or set infer.model")
+            from jpasbatch.core import defaults
+
+            return defaults.default_model()
         return self.trained_model
 
     @property
@@ -107,16 +118,17 @@ def expand(patterns: list[Path]) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- the stages
-# Each takes (job, paths, engines, progress) and calls the library function its
-# command calls; domain imports are inside them so that reading a job file does
+# Each takes (job, paths, engines, progress, resume) and calls the library function
+# its command calls (``resume``: an interrupted stage rerun keeps its finished parts,
+# where the library can); domain imports are inside them so that reading a job file does
 # not load torch, Dask and Ray.
-def _simulate(job: JobSpec, paths: Paths, engines: Engines, progress: bool) -> None:
+def _simulate(job: JobSpec, paths: Paths, engines: Engines, progress: bool, resume: bool) -> None:
     from jpasbatch.sim.emulator import simulate
 
     simulate(paths.sim, job.simulate, client=engines.dask)
 
 
-def _ingest(job: JobSpec, paths: Paths, engines: Engines, progress: bool) -> None:
+def _ingest(job: JobSpec, paths: Paths, engines: Engines, progress: bool, resume: bool) -> None:
     from jpasbatch.catalog.ingest import ingest
 
     spec = job.ingest
@@ -129,13 +141,14 @@ def _ingest(job: JobSpec, paths: Paths, engines: Engines, progress: bool) -> Non
         cuts=spec.cuts,
         max_rows_per_partition=spec.max_rows_per_partition,
         chunk_rows=spec.chunk_rows,
+        resume=resume,
         client=engines.dask,
         progress=progress,
     )
     log.info(summary.to_text())
 
 
-def _mocks(job: JobSpec, paths: Paths, engines: Engines, progress: bool) -> None:
+def _mocks(job: JobSpec, paths: Paths, engines: Engines, progress: bool, resume: bool) -> None:
     from jpasbatch.mocks.pipeline import MocksConfig, error_model_report, make_mocks
     from jpasbatch.mocks.testsets import build_test_sets
 
@@ -157,7 +170,7 @@ def _ray_fields(job: JobSpec) -> dict:
             "ray_address": ray.address}  # fmt: skip
 
 
-def _train(job: JobSpec, paths: Paths, engines: Engines, progress: bool) -> None:
+def _train(job: JobSpec, paths: Paths, engines: Engines, progress: bool, resume: bool) -> None:
     from jpasbatch.classify.train import TrainSpec, train
 
     fields = job.train.model_dump(exclude={"train", "out"}) | _ray_fields(job)
@@ -165,7 +178,7 @@ def _train(job: JobSpec, paths: Paths, engines: Engines, progress: bool) -> None
     log.info(f"model: {train(spec)}")
 
 
-def _foundation(job: JobSpec, paths: Paths, engines: Engines, progress: bool) -> None:
+def _foundation(job: JobSpec, paths: Paths, engines: Engines, progress: bool, resume: bool) -> None:
     from jpasbatch.foundation.train import FoundationSpec, train
 
     fields = job.foundation.model_dump(exclude={"train", "out"}) | _ray_fields(job)
@@ -173,7 +186,7 @@ def _foundation(job: JobSpec, paths: Paths, engines: Engines, progress: bool) ->
     log.info(f"foundation model: {train(spec)}")
 
 
-def _infer(job: JobSpec, paths: Paths, engines: Engines, progress: bool) -> None:
+def _infer(job: JobSpec, paths: Paths, engines: Engines, progress: bool, resume: bool) -> None:
     from jpasbatch.vac.infer import InferOptions, InferSpec, infer
     from jpasbatch.vac.targets import write_targets
 
@@ -183,6 +196,7 @@ def _infer(job: JobSpec, paths: Paths, engines: Engines, progress: bool) -> None
         model=paths.model,
         foundation=paths.foundation,
         out=paths.vac,
+        resume=resume,
         gpus=job.resources.gpus,
         **spec.model_dump(include=set(InferOptions.model_fields)),
     )
@@ -195,7 +209,7 @@ def _infer(job: JobSpec, paths: Paths, engines: Engines, progress: bool) -> None
           f"targets: {targets['qso_targets']}")  # fmt: skip
 
 
-def _evaluate(job: JobSpec, paths: Paths, engines: Engines, progress: bool) -> None:
+def _evaluate(job: JobSpec, paths: Paths, engines: Engines, progress: bool, resume: bool) -> None:
     from jpasbatch.pipeline.report import job_report
 
     job_report(job, paths)
@@ -213,7 +227,7 @@ class Stage:
     section
         The model of that section (its JSON Schema is part of the job's).
     run
-        ``run(job, paths, engines, progress)``: the stage's library call.
+        ``run(job, paths, engines, progress, resume)``: the stage's library call.
     outputs
         What it writes, by name (a stage whose outputs are missing runs again).
     upstream
@@ -225,7 +239,7 @@ class Stage:
 
     name: str
     section: type[BaseModel]
-    run: Callable[[JobSpec, Paths, Engines, bool], None]
+    run: Callable[[JobSpec, Paths, Engines, bool, bool], None]
     outputs: Callable[[Paths], dict[str, Path]]
     upstream: Callable[[JobSpec], list[str]] = field(default=lambda job: [])
     inputs: Callable[[JobSpec, Paths], list[Path]] = field(default=lambda job, paths: [])
@@ -233,7 +247,10 @@ class Stage:
 
 def _infer_inputs(job: JobSpec, paths: Paths) -> list[Path]:
     section = job.infer
-    return [p for p in (section.catalogue, section.model, section.foundation) if p is not None]
+    # a given model or the shipped one: its files' checksums, so a republished
+    # default model reruns the VAC (the code hash covers only the .py files)
+    model = paths.model if section.model is not None or job.train is None else None
+    return [p for p in (section.catalogue, model, section.foundation) if p is not None]
 
 
 #: The pipeline's stages, in order (the sections of a job spec, the order they run in).

@@ -637,12 +637,13 @@ def full_scan(
     *,
     poly_order: int = 3,
     bin_pixels: int = 1,
+    class_penalty: Mapping[str, np.ndarray] | None = None,
 ) -> RefineResult:
     """The same chi2 over each class's whole range, as redrock does (the peer of :func:`refine`).
 
     ``classes``: as in :func:`refine`; a tuple of class names (the default: all
-    three) is fitted for every spectrum. ``bin_pixels``: as in :func:`refine`;
-    the default 1 scans every pixel, as redrock does.
+    three) is fitted for every spectrum. ``bin_pixels``, ``class_penalty``: as
+    in :func:`refine`; the default 1 scans every pixel, as redrock does.
     """
     flux = np.atleast_2d(flux)
     n = flux.shape[0]
@@ -654,7 +655,8 @@ def full_scan(
         return np.zeros(rows.size, int), whole, (np.zeros(rows.size, int), whole)
 
     nan = np.full(n, np.nan)
-    return _fit(wave, flux, ivar, classes, windows, poly_order, nan, nan, bin_pixels=bin_pixels)
+    return _fit(wave, flux, ivar, classes, windows, poly_order, nan, nan,
+                bin_pixels=bin_pixels, penalty=class_penalty)  # fmt: skip
 
 
 def chi2_direct(

@@ -70,7 +70,9 @@ class ModelSet:
         """Per-row VAC columns and dense arrays of the rows of ``table``.
 
         The classifier sees the rows with a positive rSDSS flux (its reference
-        band); the others get empty classifier columns (NaN, ``""``).
+        band); the others get empty classifier columns (NaN, ``""``). The classifier
+        and the template fit take ``batch_size`` rows at a time, so memory follows
+        the batch, not the partition (the foundation model keeps its own batch).
         """
         flux, relerr = photometry_arrays(table)
         flux = flux.astype(np.float64)
@@ -98,7 +100,16 @@ class ModelSet:
             ebv = (
                 table["EBV"].to_numpy(zero_copy_only=False) if "EBV" in table.column_names else None
             )
-            cols, arr = baseline.template_fit(flux, relerr, self.templates == "coarse", ebv)
+            # in batches of rows, as the classifier: the fit holds chi2 and p(z) on both
+            # redshift grids (~15 kB a row), so a whole HATS partition of 770,000 rows
+            # took a worker to 11.7 GB (the 10 M rehearsal, docs/rehearsal/report.md)
+            fits = [
+                baseline.template_fit(flux[rows], relerr[rows], self.templates == "coarse",
+                                      None if ebv is None else ebv[rows])
+                for rows in _batches(len(flux), batch_size)
+            ]  # fmt: skip
+            cols = {k: np.concatenate([c[k] for c, _ in fits]) for k in fits[0][0]}
+            arr = {k: np.concatenate([a[k] for _, a in fits]) for k in fits[0][1]}
             columns |= cols
             arrays |= arr
             if self.z_source == "template":  # provenance.json z_phot_source says which
@@ -128,6 +139,11 @@ class ModelSet:
         """The classifier's training range in rSDSS (its feature scaler's), if known."""
         scaler = getattr(self.classifier, "scaler", None)
         return None if scaler is None else (scaler.r_min, scaler.r_max)
+
+
+def _batches(n: int, size: int) -> list[slice]:
+    """Consecutive row slices of at most ``size`` covering ``n`` rows (one, empty, if none)."""
+    return [slice(start, min(start + size, n)) for start in range(0, max(n, 1), size)]
 
 
 _CACHE: dict[tuple, ModelSet] = {}

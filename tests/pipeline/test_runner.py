@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 
@@ -74,6 +75,48 @@ def test_shipped_jobs_validate():
             assert load_job(path).stages()
 
 
+def test_infer_without_train_uses_the_shipped_classifier(tmp_path, monkeypatch):
+    import shutil
+
+    from jpasbatch.core import defaults
+    from jpasbatch.pipeline.stages import JobSpec, Paths
+
+    catalogue = tmp_path / "archive.parquet"
+    catalogue.write_bytes(b"only its checksum is read by plan()")
+    job = JobSpec(workdir=tmp_path / "work", ingest={"inputs": [catalogue]}, infer={})
+    assert Paths(job).model == defaults.default_model()  # as `jpasbatch infer` without --model
+    # the VAC's fingerprint follows the shipped model's files, not only the code's hash
+    copy = tmp_path / "classifier"
+    shutil.copytree(defaults.default_model(), copy)
+    monkeypatch.setattr(defaults, "default_model", lambda name=defaults.CLASSIFIER: copy)
+    before = {p.stage: p.fingerprint for p in plan(job, state={})}
+    (copy / "real_sky.json").write_text("{}")
+    after = {p.stage: p.fingerprint for p in plan(job, state={})}
+    assert before["ingest"] == after["ingest"] and before["infer"] != after["infer"]
+    # a given model still wins over the shipped one
+    given = job.model_copy(update={"infer": job.infer.model_copy(update={"model": catalogue})})
+    assert Paths(given).model == catalogue
+
+
+def test_a_stage_killed_midway_is_resumed_only_with_the_same_fingerprint(tmp_path):
+    from jpasbatch.pipeline.stages import JobSpec
+
+    catalogue = tmp_path / "archive.parquet"
+    catalogue.write_bytes(b"only its checksum is read by plan()")
+    job = JobSpec(workdir=tmp_path / "work", ingest={"inputs": [catalogue]}, infer={})
+    fresh = {p.stage: p for p in plan(job, state={})}
+    assert not any(p.resume for p in fresh.values())
+    # what run_job leaves in the state when it is killed in the VAC
+    killed = {"running": {"stage": "infer", "fingerprint": fresh["infer"].fingerprint}}
+    again = {p.stage: p for p in plan(job, state=killed)}
+    assert again["infer"].resume and again["infer"].action == "run"
+    assert "interrupted" in again["infer"].reason and not again["ingest"].resume
+    # other parameters (or inputs, or code): the partial output is not the stage's
+    edited = job.model_copy(update={"infer": job.infer.model_copy(update={"batch_size": 7})})
+    assert not any(p.resume for p in plan(edited, state=killed))
+    assert not any(p.resume for p in plan(job, state=killed, start="infer"))  # --from: anew
+
+
 def test_job_on_engines_started_by_address(tmp_path, dask_processes, ray_head, bin_dir):
     spec = tmp_path / "job.yaml"
     spec.write_text(yaml.safe_dump(TINY | {"workdir": str(tmp_path / "work")}))
@@ -90,6 +133,15 @@ def test_job_on_engines_started_by_address(tmp_path, dask_processes, ray_head, b
     assert "\r" not in res.stdout + res.stderr
     state = json.loads((work / STATE).read_text())
     assert list(state["stages"]) == list(STAGES)
+    # peak memory per stage: the driver's and each of the 2 workers' lifetime peak RSS, so
+    # never lower in a later stage; a Python process with numpy and pandas holds > 50 MB
+    peaks = [state["stages"][s]["peak_rss_gb"] for s in STAGES]
+    for before, after in itertools.pairwise(peaks):
+        assert len(after["workers"]) == 2 and after["workers"].keys() == before["workers"].keys()
+        assert 0.05 < before["driver"] <= after["driver"] < 16
+        for worker, gb in after["workers"].items():
+            assert 0.05 < before["workers"][worker] <= gb < 16
+    assert res.stderr.count("peak RSS so far (process lifetime): driver") == len(STAGES)  # the log
     summary = json.loads((work / "vac" / "vac_summary.json").read_text())
     ingested = json.loads((work / "catalogue" / "ingest_summary.json").read_text())
     assert summary["rows_in"] == ingested["rows_kept"]

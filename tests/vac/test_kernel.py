@@ -93,6 +93,24 @@ def test_partition_columns_and_rejects(committee, catalogue_file):
     assert (vac["PROVENANCE_ID"] == "abc").all()
 
 
+def test_template_fit_in_batches_gives_the_same_rows(committee, catalogue_file, monkeypatch):
+    # the fit runs batch_size rows at a time (its memory is ~15 kB a row); batches must
+    # not change a value
+    from jpasbatch.vac import baseline
+
+    table = pq.read_table(catalogue_file)
+    models = load_models(committee)
+    whole = process_partition(table, models, source="x", batch_size=65536)
+    sizes, fit = [], baseline.template_fit
+    monkeypatch.setattr(baseline, "template_fit", lambda f, *a: sizes.append(len(f)) or fit(f, *a))
+    batched = process_partition(table, models, source="x", batch_size=7)
+    assert max(sizes) == 7 and len(sizes) > 2 and sum(sizes) == whole.vac.num_rows
+    assert batched.vac.equals(whole.vac)
+    assert batched.arrays.keys() == whole.arrays.keys() and "PZ_TEMPLATE" in whole.arrays
+    for name, values in whole.arrays.items():
+        np.testing.assert_array_equal(batched.arrays[name], values, err_msg=name)
+
+
 def test_models_are_loaded_once_per_process(committee):
     assert load_models(committee) is load_models(committee)
 
