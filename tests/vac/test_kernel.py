@@ -105,6 +105,14 @@ def test_template_fit_in_batches_gives_the_same_rows(committee, catalogue_file, 
     monkeypatch.setattr(baseline, "template_fit", lambda f, *a: sizes.append(len(f)) or fit(f, *a))
     batched = process_partition(table, models, source="x", batch_size=7)
     assert max(sizes) == 7 and len(sizes) > 2 and sum(sizes) == whole.vac.num_rows
+    # a classifier batch larger than the fit's cap: the fit keeps to its cap
+    from jpasbatch.vac import models as vac_models
+
+    sizes.clear()
+    monkeypatch.setattr(vac_models, "TEMPLATE_BATCH", 1000)
+    capped = process_partition(table, models, source="x", batch_size=65536)
+    assert max(sizes) == 1000 and sum(sizes) == whole.vac.num_rows
+    assert capped.vac.equals(whole.vac)
     assert batched.vac.equals(whole.vac)
     assert batched.arrays.keys() == whole.arrays.keys() and "PZ_TEMPLATE" in whole.arrays
     for name, values in whole.arrays.items():
