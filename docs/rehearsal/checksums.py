@@ -40,30 +40,37 @@ def column_digest(column: pa.ChunkedArray, name: str) -> str:
 def parquet_digest(root: Path) -> dict:
     """Rows and digest of every ``*.parquet`` under ``root``, and of them all."""
     files = sorted(p for p in root.rglob("*.parquet") if p.is_file())
-    total, rows = hashlib.sha256(), 0
+    total, rows, each = hashlib.sha256(), 0, {}
     for path in files:
         table = pq.read_table(path).replace_schema_metadata(None)
         rows += table.num_rows
-        total.update(str(path.relative_to(root)).encode())
+        one = hashlib.sha256()
         for name in table.column_names:
-            total.update(f"{name}={column_digest(table.column(name), name)}".encode())
-    return {"files": len(files), "rows": rows, "sha256": total.hexdigest()}
+            one.update(f"{name}={column_digest(table.column(name), name)}".encode())
+        each[str(path.relative_to(root))] = one.hexdigest()
+        total.update(f"{path.relative_to(root)}={one.hexdigest()}".encode())
+    return {"files": len(files), "rows": rows, "sha256": total.hexdigest(), "per_file": each}
 
 
 def zarr_digest(store: Path) -> dict:
     """Digest of every array's dtype, shape and values in every group of ``store``."""
     root = zarr.open_group(str(store), mode="r")
-    total, arrays, rows = hashlib.sha256(), 0, 0
-    for group_name in sorted(root.group_keys()):
+    total, arrays, rows, each = hashlib.sha256(), 0, 0, {}
+    # a partition being written is a hidden ``.<name>.<id>.tmp`` group (jpasbatch.atomic)
+    for group_name in sorted(k for k in root.group_keys() if not k.startswith(".")):
         group = root[group_name]
         rows += int(group.attrs["rows"])
+        one = hashlib.sha256()
         for name in sorted(group.array_keys()):
             values = np.ascontiguousarray(group[name][...])
-            total.update(f"{group_name}/{name}:{values.dtype}:{values.shape}".encode())
-            total.update(values.tobytes())
+            one.update(f"{name}:{values.dtype}:{values.shape}".encode())
+            one.update(values.tobytes())
             arrays += 1
-    groups = len(list(root.group_keys()))
-    return {"groups": groups, "arrays": arrays, "rows": rows, "sha256": total.hexdigest()}
+        each[group_name] = one.hexdigest()
+        total.update(f"{group_name}={one.hexdigest()}".encode())
+    groups = len(each)
+    return {"groups": groups, "arrays": arrays, "rows": rows, "sha256": total.hexdigest(),
+            "per_file": each}  # fmt: skip
 
 
 def file_sha256(path: Path) -> str:
@@ -75,7 +82,11 @@ def accounting(workdir: Path, archive: Path) -> dict:
     """Rows in = kept + rejected (ingest), = VAC + rejects (VAC); rejects = defects made."""
     made = json.loads((archive / "resample_summary.json").read_text())
     ingest = json.loads((workdir / "catalogue" / "ingest_summary.json").read_text())
-    vac = json.loads((workdir / "vac" / "vac_summary.json").read_text())
+    summary = workdir / "vac" / "vac_summary.json"
+    if not summary.exists():  # a VAC not finished: only the ingest's figures
+        vac = {"rows_in": None, "rows_vac": None, "rows_rejected": None}
+    else:
+        vac = json.loads(summary.read_text())
     expected = {k: v for k, v in made["expected_rejects"].items() if v}
     return {
         "archive_rows": made["rows"],
@@ -90,8 +101,8 @@ def accounting(workdir: Path, archive: Path) -> dict:
             == ingest["rows_kept"] + ingest["rows_rejected"],
             "ingest rejects = resample's defects": ingest["rejected_by_reason"] == expected,
             "VAC rows in = ingest rows kept": vac["rows_in"] == ingest["rows_kept"],
-            "VAC rows in = VAC rows + rejects": vac["rows_in"]
-            == vac["rows_vac"] + vac["rows_rejected"],
+            "VAC rows in = VAC rows + rejects": vac["rows_in"] is not None
+            and vac["rows_in"] == vac["rows_vac"] + vac["rows_rejected"],
         },
     }
 
@@ -106,18 +117,25 @@ def digests(workdir: Path, archive: Path) -> dict:
         "vac_parquet": parquet_digest(vac / "dataset"),
         "vac_zarr": zarr_digest(vac / "arrays.zarr"),
         "vac_rejects": parquet_digest(vac / "rejects"),
-        "targets": {"sha256": file_sha256(vac / "targets" / "qso_targets.csv")},
+        "targets": {"sha256": file_sha256(vac / "targets" / "qso_targets.csv")}
+        if (vac / "targets").exists()
+        else {},
         "accounting": accounting(workdir, archive),
     }
 
 
 def compare(a: dict, b: dict) -> bool:
-    """Print each dataset's digest in both runs; True when all agree."""
+    """Print each dataset's digest in both runs, and how many of the files (Zarr groups)
+    both have agree (a run stopped early has fewer); True when all agree."""
     same = True
     for key, value in a.items():
         if not isinstance(value, dict) or "sha256" not in value:
             continue
         ok = value == b[key]
+        if "per_file" in value:
+            common = value["per_file"].keys() & b[key]["per_file"].keys()
+            equal = sum(value["per_file"][f] == b[key]["per_file"][f] for f in common)
+            print(f"{key:<15} files in both: {len(common)}, equal: {equal}")
         same &= ok
         rows = f"rows {value.get('rows')} / {b[key].get('rows')}" if "rows" in value else ""
         verdict = "same" if ok else "DIFFERENT"

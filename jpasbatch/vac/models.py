@@ -38,6 +38,13 @@ _CLASS_COLUMN = {
 }
 
 
+#: Most rows per template-fit batch, whatever the classifier's ``batch_size`` (65,536 on
+#: a CPU, 262,144 in jobs/full_survey.yaml): the fit's chi2, p(z) and temporaries on
+#: both redshift grids take ~50 kB a row, and batches of 65,536 took the workers of the
+#: 10 M rehearsal to 7.7-9.0 GB.
+TEMPLATE_BATCH = 16_384
+
+
 @dataclass
 class ModelSet:
     """The loaded models and what identifies them.
@@ -100,13 +107,12 @@ class ModelSet:
             ebv = (
                 table["EBV"].to_numpy(zero_copy_only=False) if "EBV" in table.column_names else None
             )
-            # in batches of rows, as the classifier: the fit holds chi2 and p(z) on both
-            # redshift grids (~15 kB a row), so a whole HATS partition of 770,000 rows
-            # took a worker to 11.7 GB (the 10 M rehearsal, docs/rehearsal/report.md)
+            # in batches of rows (see TEMPLATE_BATCH): a whole HATS partition of 770,000
+            # rows took a worker to 12 GB (the 10 M rehearsal, docs/rehearsal/report.md)
             fits = [
                 baseline.template_fit(flux[rows], relerr[rows], self.templates == "coarse",
                                       None if ebv is None else ebv[rows])
-                for rows in _batches(len(flux), batch_size)
+                for rows in _batches(len(flux), min(batch_size, TEMPLATE_BATCH))
             ]  # fmt: skip
             cols = {k: np.concatenate([c[k] for c, _ in fits]) for k in fits[0][0]}
             arr = {k: np.concatenate([a[k] for _, a in fits]) for k in fits[0][1]}
