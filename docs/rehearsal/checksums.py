@@ -56,7 +56,7 @@ def zarr_digest(store: Path) -> dict:
     """Digest of every array's dtype, shape and values in every group of ``store``."""
     root = zarr.open_group(str(store), mode="r")
     total, arrays, rows, each = hashlib.sha256(), 0, 0, {}
-    # a partition being written is a hidden ``.<name>.<id>.tmp`` group (jpasbatch.atomic)
+    # a partition being written is a hidden ``.<name>.<id>.tmp`` group (jpasbatch.core.atomic)
     for group_name in sorted(k for k in root.group_keys() if not k.startswith(".")):
         group = root[group_name]
         rows += int(group.attrs["rows"])
