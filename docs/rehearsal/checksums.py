@@ -55,7 +55,7 @@ def parquet_digest(root: Path) -> dict:
 def zarr_digest(store: Path) -> dict:
     """Digest of every array's dtype, shape and values in every group of ``store``."""
     root = zarr.open_group(str(store), mode="r")
-    total, arrays, rows, each = hashlib.sha256(), 0, 0, {}
+    total, arrays, rows, each, nonfinite = hashlib.sha256(), 0, 0, {}, {}
     # a partition being written is a hidden ``.<name>.<id>.tmp`` group (jpasbatch.core.atomic)
     for group_name in sorted(k for k in root.group_keys() if not k.startswith(".")):
         group = root[group_name]
@@ -66,11 +66,14 @@ def zarr_digest(store: Path) -> dict:
             one.update(f"{name}:{values.dtype}:{values.shape}".encode())
             one.update(values.tobytes())
             arrays += 1
+            if values.dtype.kind == "f":  # rows with a NaN or inf anywhere: data quality
+                bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+                nonfinite[name] = nonfinite.get(name, 0) + int(bad.sum())
         each[group_name] = one.hexdigest()
         total.update(f"{group_name}={one.hexdigest()}".encode())
     groups = len(each)
     return {"groups": groups, "arrays": arrays, "rows": rows, "sha256": total.hexdigest(),
-            "per_file": each}  # fmt: skip
+            "nonfinite_rows": nonfinite, "per_file": each}  # fmt: skip
 
 
 def file_sha256(path: Path) -> str:
