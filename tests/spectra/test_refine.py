@@ -149,13 +149,25 @@ def test_spectra_without_errors_get_their_scatter_as_noise():
     from jpasbatch.spectra.refine_stage import noise_ivar
 
     rng = np.random.default_rng(4)
-    flux = 2 + np.sin(np.arange(3000) / 50.0) + 0.1 * rng.standard_normal((2, 3000))
-    ivar = np.ones((2, 3000))
+    sigma = np.full(3000, 0.1)
+    sigma[100:700] = 0.5  # a noisy blue arm
+    flux = 2 + np.sin(np.arange(3000) / 50.0) + sigma * rng.standard_normal((3, 3000))
+    flux[2, 1500:2500] = 2 + np.sin(np.arange(1500, 2500) / 50.0)  # smoothed: no scatter
+    ivar = np.ones((3, 3000))
     ivar[1] = 1 / 0.2**2 * rng.uniform(0.5, 1.5, 3000)  # real errors: kept
     ivar[:, :100] = 0
     out = noise_ivar(flux, ivar)
-    assert out[0, 100:] == pytest.approx(100, rel=0.1) and (out[0, :100] == 0).all()
-    assert np.allclose(out[1], ivar[1], rtol=1e-6)
+    assert (out[0, :100] == 0).all() and np.allclose(out[1], ivar[1], rtol=1e-6)
+    # the noisy stretch gets its own noise (within 10 %, away from its edges); the rest
+    # the whole spectrum's scatter, never more: 1 / 0.1**2 is the truth there
+    for row in (0, 2):
+        d = np.diff(flux[row, 100:])
+        whole = 1 / (1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2)) ** 2
+        assert np.median(out[row, 250:550]) == pytest.approx(1 / 0.5**2, rel=0.1)
+        assert out[row, 100:].max() == pytest.approx(whole, rel=1e-5)
+    assert out[0, 1000] < 1 / 0.1**2
+    # a stretch its publisher smoothed (no scatter) is not weighed above the rest
+    assert (out[2, 1700:2300] == out[2, 100:].max()).all()
 
 
 def test_a_sure_network_has_its_class_fitted_alone():

@@ -111,3 +111,26 @@ def test_the_z_err_model_recovers_a_known_scale_and_velocity_floor():
     assert np.mean(d <= 2 * err) == pytest.approx(0.954, abs=0.015)
     # a scale alone cannot match both: the tails of this mixture are not a scaled curvature
     assert fit_z_err_model(z_pred, z_true, np.full(n, 1e-9))[1] > 0
+
+
+def test_the_z_err_model_minimises_the_larger_miss_on_a_mixture_of_two_error_scales():
+    # the emulator's two template families: errors 3x apart that the fit cannot tell apart
+    from jpasbatch.spectra.evaluate import GAUSS_WITHIN, fit_z_err_model
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    z_true = rng.uniform(0.0, 1.0, n)
+    curv = rng.lognormal(np.log(1e-4), 0.5, n)
+    true_sigma = curv * np.where(rng.random(n) < 0.5, 1.0, 3.0)
+    z_pred = z_true + true_sigma * rng.standard_normal(n)
+    d = np.abs(z_pred - z_true)
+
+    def miss(a, v):
+        s = np.hypot(a * curv, v * (1 + z_pred) / 299792.458)
+        f = np.mean(d <= s), np.mean(d <= 2 * s)
+        return max(abs(f[0] / GAUSS_WITHIN[0] - 1), abs(f[1] / GAUSS_WITHIN[1] - 1))
+
+    a, v = fit_z_err_model(z_pred, z_true, curv)
+    brute = min(miss(s, f) for s in np.arange(0.5, 6.0001, 0.05) for f in np.arange(0, 401, 5.0))
+    assert miss(a, v) == pytest.approx(brute, abs=1e-9)
+    assert miss(a, v) < 0.1  # "calibrated within 10 %" at 1 and 2 sigma
