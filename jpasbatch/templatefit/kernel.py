@@ -104,6 +104,27 @@ def luminosity_penalty(flux: np.ndarray, grids: TemplateGrids) -> dict[str, np.n
     return out
 
 
+def regrid_pdf(p: np.ndarray, x: np.ndarray, new_x: np.ndarray) -> np.ndarray:
+    """Densities ``p`` (rows, on grid ``x``) on ``new_x``, each of unit trapezoid integral.
+
+    The probability in each cell of ``new_x`` (between the midpoints of its nodes)
+    is kept: the cumulative distribution is interpolated at the cell edges, not
+    the density at the nodes. Point sampling loses a peak narrower than the new
+    grid's step (a bright galaxy's p(z) on the QSO grid), and a row whose whole
+    peak fell between two nodes became 0 / 0. Rows without probability stay 0.
+    """
+    p = np.asarray(p, dtype=float)
+    cdf = np.zeros_like(p)
+    cdf[:, 1:] = np.cumsum(0.5 * (p[:, 1:] + p[:, :-1]) * np.diff(x), axis=1)
+    edges = np.concatenate([new_x[:1], 0.5 * (new_x[1:] + new_x[:-1]), new_x[-1:]])
+    at = np.clip(edges, x[0], x[-1])  # no probability beyond the old grid
+    j = np.clip(np.searchsorted(x, at) - 1, 0, len(x) - 2)
+    w = (at - x[j]) / (x[j + 1] - x[j])
+    dens = np.diff(cdf[:, j] * (1 - w) + cdf[:, j + 1] * w, axis=1) / np.diff(edges)
+    norm = np.trapezoid(dens, new_x, axis=1)[:, None]
+    return np.divide(dens, norm, out=np.zeros_like(dens), where=norm > 0)
+
+
 @dataclass
 class TemplateFitResult:
     """Per-object results of :func:`fit_photometry` (``N`` objects).
@@ -148,17 +169,14 @@ class TemplateFitResult:
     def pz_chosen(self) -> tuple[np.ndarray, np.ndarray]:
         """p(z) of each object's chosen class on the QSO grid (0-6): ``(z, (N, n_z))``.
 
-        Galaxy p(z) is interpolated onto it (zero beyond its grid) and
-        renormalised; a star gets a spike at z = 0 of unit trapezoid integral.
+        Galaxy p(z) is moved onto it by :func:`regrid_pdf` (zero beyond its
+        grid); a star gets a spike at z = 0 of unit trapezoid integral.
         """
         z = self.z_grid["QSO"]
         out = self.pz["QSO"].astype(float).copy()
         gal = self.class_code == 1
-        pg = np.array(
-            [np.interp(z, self.z_grid["GALAXY"], p, 0, 0) for p in self.pz["GALAXY"][gal]]
-        )
         if gal.any():
-            out[gal] = pg / np.trapezoid(pg, z, axis=1)[:, None]
+            out[gal] = regrid_pdf(self.pz["GALAXY"][gal], self.z_grid["GALAXY"], z)
         out[self.class_code <= 0] = 0.0
         out[self.class_code == 0, 0] = 2.0 / (z[1] - z[0])
         return z, out

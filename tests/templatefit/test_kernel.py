@@ -217,3 +217,24 @@ def test_galactic_extinction_is_undone(coarse):
     np.testing.assert_array_equal(reddened.class_code, plain.class_code)
     ignored = fit_photometry(obs * dim, err * dim, coarse)
     assert not np.allclose(ignored.chi2["GALAXY"], plain.chi2["GALAXY"], rtol=1e-3)
+
+
+def test_regrid_keeps_a_peak_narrower_than_the_new_grid():
+    from jpasbatch.templatefit.kernel import regrid_pdf
+
+    x = np.linspace(0, 1.5, 1501)  # a fine grid (step 0.001) onto a coarse one (0.0075)
+    new_x = np.linspace(0, 6, 801)
+    peak = 0.30375  # half-way between two coarse nodes
+    narrow = np.exp(-0.5 * ((x - peak) / 0.0008) ** 2)
+    broad = np.exp(-0.5 * ((x - 0.7) / 0.05) ** 2)
+    p = np.stack([narrow, broad, np.zeros_like(x)])
+    p[:2] /= np.trapezoid(p[:2], x, axis=1)[:, None]
+    out = regrid_pdf(p, x, new_x)
+    # point sampling loses the narrow peak entirely (the old 0 / 0)
+    assert np.trapezoid(np.interp(new_x, x, p[0]), new_x) < 1e-3
+    np.testing.assert_allclose(np.trapezoid(out[:2], new_x, axis=1), 1, rtol=1e-9)
+    assert np.trapezoid(out[0] * new_x, new_x) == pytest.approx(peak, abs=0.004)
+    # a peak the coarse grid resolves: as sampled, to its curvature over a cell
+    ref = np.interp(new_x, x, p[1])
+    np.testing.assert_allclose(out[1], ref / np.trapezoid(ref, new_x), atol=2e-2 * ref.max())
+    assert (out[2] == 0).all()
