@@ -32,7 +32,8 @@ from jpasbatch.vac.kernel import process_partition
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("catalogue", type=Path, help="an ingested HATS catalogue")
-    p.add_argument("--rows", type=int, default=40_000, help="rows of its first partition")
+    p.add_argument("--rows", type=int, default=40_000, help="rows of the partition")
+    p.add_argument("--partition", default="*", help="file name pattern (default: the first)")
     p.add_argument("--mmap-mb", type=int, default=64, help="glibc's mmap threshold (MB)")
     p.add_argument("--fit-batch", type=int, default=vac_models.TEMPLATE_BATCH,
                    help="rows per template-fit batch (TEMPLATE_BATCH)")  # fmt: skip
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)  # as a single-threaded Dask worker
     tune_allocator(args.mmap_mb << 20)
     vac_models.TEMPLATE_BATCH = args.fit_batch
-    part = sorted((args.catalogue / "dataset").rglob("*.parquet"))[0]
+    part = sorted((args.catalogue / "dataset").rglob(f"{args.partition}.parquet"))[0]
     table = pq.read_table(part).slice(0, args.rows)
     spec = InferSpec(catalogue=args.catalogue, model=defaults.default_model(), out=Path("-"))
     models = vac_models.load_models(
